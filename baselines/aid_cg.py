@@ -1,0 +1,51 @@
+"""AID-CG: approximate implicit differentiation with conjugate gradient.
+
+Ji, Yang, Liang, Bilevel Optimization: Convergence Analysis and Enhanced Design, ICML 2021,
+arXiv:2010.07962 (AID-BiO). Per outer iteration k:
+
+    y <- Proj_Y(y - beta grad_y g(x, y))                     D times, warm-started
+    v ~= [grad^2_yy g(x, y)]^{-1} grad_y f(x, y)               N CG steps, warm-started from v_{k-1}
+    x <- Proj_X(x - alpha (grad_x f(x, y) - grad^2_xy g(x, y) v))
+
+Oracle cost per iteration: D + 1 gradients of g (one with create_graph), N (+1 for the initial
+residual) Hessian-vector products and one Jacobian-vector product of g, one gradient of f.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench_baselines.inner_loops import conjugate_gradient, projected_gradient_descent_y
+
+
+class AIDCG(Solver):
+    name = "aid-cg"
+    version = "1.0"
+    citation = "Ji, Yang, Liang, Bilevel Optimization: Convergence Analysis and Enhanced " \
+               "Design, ICML 2021, arXiv:2010.07962"
+    needs = frozenset({"second_order"})
+    handles = frozenset({"cuda"})
+    hyperparameters = {
+        "outer_lr": Hyperparameter(0.1, LogUniform(1e-3, 1.0), "UL step alpha"),
+        "inner_lr": Hyperparameter(0.1, LogUniform(1e-3, 1.0), "LL step beta"),
+        "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "D"),
+        "cg_steps": Hyperparameter(10, LogUniform(1, 50, integer=True), "N"),
+    }
+
+    def init(self, problem, x0, y0, generator):
+        self.problem = problem
+        self.x, self.y = x0.clone(), y0.clone()
+        self.v = torch.zeros_like(y0)
+
+    def step(self):
+        p = self.problem
+        self.y = projected_gradient_descent_y(p, self.x, self.y, self.inner_lr, self.inner_steps)
+        _, product = p.hvp_operator("g", self.x, self.y)
+        grad_x_f, grad_y_f = p.grad("f", self.x, self.y)
+        self.v = conjugate_gradient(lambda u: product(u, "y"), grad_y_f, self.v, self.cg_steps)
+        hypergradient = grad_x_f - product(self.v, "x")
+        self.x = p.project_x(self.x - self.outer_lr * hypergradient)
+
+    def solution(self):
+        return self.x, self.y

@@ -1,0 +1,281 @@
+"""Counted oracles: the only window a solver has onto a problem.
+
+Every autograd pass through ``f``, ``g`` or ``h`` is counted where the work happens, inside the
+autograd graph, so a solver that calls ``torch.autograd.grad`` (or ``.backward()``) on the values
+itself is counted exactly like one that uses the helpers below. Per level (``f``, ``g``, ``h``):
+
+* ``value``: forward evaluations;
+* ``grad``:  first-order backward passes through the value (one pass, whatever it is taken with
+  respect to);
+* ``hvp``:   second-order passes  d/dv <nabla_v level, u>  (Hessian-vector products, v = v);
+* ``jvp``:   second-order passes  d/dw <nabla_v level, u>  with w != v (mixed products, e.g. the
+  Jacobian-vector product  nabla^2_xy g u  of implicit differentiation).
+
+Each count is weighted by the batch fraction |B| / n of the finite sum it touched (1 for a
+full-batch or deterministic call), and ``samples`` counts the samples touched by forward
+evaluations. ``oracle_cost`` is the sum of all weighted passes: the hardware-independent clock
+(one forward, one backward or one second-order pass over the full data each cost 1).
+
+Mechanism: the counted value is ``_Out(level_value)`` and the variables enter the objective as
+``_In(x)``, ``_In(y)``; both are identity autograd functions whose backward increments counters.
+A first-order pass made with ``create_graph=True`` returns gradients that pass through
+``_Second``, so the later differentiation of that gradient is seen, and its target variable is
+read when the pass reaches ``_In`` again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+
+from bilevel_bench.problem import BilevelProblem
+
+LEVELS = ("f", "g", "h")
+KINDS = ("value", "grad", "hvp", "jvp")
+
+
+class OracleCounter:
+    """Weighted counts of oracle passes per level and kind, plus samples touched."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {f"{lv}_{k}": 0.0 for lv in LEVELS for k in KINDS}
+        self.samples = 0
+        self.active = True
+        # origin of a second-order pass in flight: (level, first-derivative variable, weight)
+        self._pending: tuple[str, str, float] | None = None
+
+    def add(self, level: str, kind: str, weight: float) -> None:
+        if self.active:
+            self.counts[f"{level}_{kind}"] += weight
+
+    @property
+    def oracle_cost(self) -> float:
+        return float(sum(self.counts.values()))
+
+    def snapshot(self) -> dict[str, float]:
+        """Counts as a flat dict, with ``oracle_cost`` and ``samples``."""
+        return {**self.counts, "oracle_cost": self.oracle_cost, "samples": self.samples}
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Do not count inside this block."""
+        previous, self.active = self.active, False
+        try:
+            yield
+        finally:
+            self.active = previous
+
+
+class _Site:
+    """Where one counted evaluation happened: counter, level, batch weight."""
+
+    __slots__ = ("counter", "level", "weight")
+
+    def __init__(self, counter: OracleCounter, level: str, weight: float) -> None:
+        self.counter, self.level, self.weight = counter, level, weight
+
+
+class _Out(torch.autograd.Function):
+    """Identity on a level's value; each backward pass through it is one gradient."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(value: torch.Tensor, site: _Site) -> torch.Tensor:
+        return value.view_as(value)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.site = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        site = ctx.site
+        site.counter._pending = None
+        site.counter.add(site.level, "grad", site.weight)
+        return grad, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> torch.Tensor:
+        return tangent
+
+
+class _In(torch.autograd.Function):
+    """Identity on a variable entering a level; tags gradients for second-order counting."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(t: torch.Tensor, site: _Site, var: str) -> torch.Tensor:
+        return t.view_as(t)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.site, ctx.var = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        site, counter = ctx.site, ctx.site.counter
+        pending = counter._pending
+        if pending is not None and pending[0] == site.level:
+            # a second-order pass reached this variable: hvp if it is the same variable
+            counter.add(site.level, "hvp" if pending[1] == ctx.var else "jvp", pending[2])
+        elif grad.requires_grad:
+            # first-order pass with create_graph: watch later differentiation of this gradient
+            grad = _Second.apply(grad, site, ctx.var)
+        return grad, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
+        return tangent
+
+
+class _Second(torch.autograd.Function):
+    """Identity on a gradient; its backward marks the start of a second-order pass."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad: torch.Tensor, site: _Site, var: str) -> torch.Tensor:
+        return grad.view_as(grad)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.site, ctx.var = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        ctx.site.counter._pending = (ctx.site.level, ctx.var, ctx.site.weight)
+        return grad, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
+        return tangent
+
+
+class Oracles:
+    """What a solver sees of a problem: shapes, counted ``f``/``g``/``h``, projections,
+    mini-batch sampling, and derivative helpers built on the counted functions.
+
+    The evaluation half of the problem (``evaluate``, test data, ``y*(x)``) is not exposed.
+    """
+
+    def __init__(self, problem: BilevelProblem, counter: OracleCounter | None = None) -> None:
+        self._problem = problem
+        self.counter = counter if counter is not None else OracleCounter()
+        self.x_shape = torch.Size(problem.x_shape)
+        self.y_shape = torch.Size(problem.y_shape)
+        self.device = problem.device
+        self.dtype = problem.dtype
+        self.n_constraints = problem.n_constraints
+        self.n_samples: Mapping[str, int] = dict(problem.n_samples)
+        self.x_bounds = problem.x_bounds
+        self.y_bounds = problem.y_bounds
+        self.provides = problem.provides
+
+    # ----------------------------------------------------------------- counted values
+    def f(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """UL objective f(x, y) (mean over ``batch`` of the UL finite sum), counted."""
+        return self._call("f", self._problem.f, x, y, batch)
+
+    def g(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """LL objective g(x, y) (mean over ``batch`` of the LL finite sum), counted."""
+        return self._call("g", self._problem.g, x, y, batch)
+
+    def h(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Coupled constraints h(x, y) <= 0 (vector of length ``n_constraints``), counted."""
+        if not self.n_constraints:
+            raise ValueError("this problem has no coupled constraints (n_constraints == 0)")
+        return self._call("h", lambda x_, y_, _: self._problem.h(x_, y_), x, y, None)
+
+    def _call(
+        self, level: str, fn: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None
+    ) -> torch.Tensor:
+        counter = self.counter
+        n = self.n_samples.get(level)
+        if batch is None or n is None:
+            weight, touched = 1.0, (n or 1)
+        else:
+            touched = int(batch.numel())
+            weight = touched / n
+        if counter.active:
+            counter._pending = None
+            counter.counts[f"{level}_value"] += weight
+            counter.samples += touched
+        if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
+            return fn(x, y, batch)
+        site = _Site(counter, level, weight)
+        xt = _In.apply(x, site, "x") if x.requires_grad else x
+        yt = _In.apply(y, site, "y") if y.requires_grad else y
+        return _Out.apply(fn(xt, yt, batch), site)
+
+    # ------------------------------------------------------------------ simple sets
+    def project_x(self, x: torch.Tensor) -> torch.Tensor:
+        return self._problem.project_x(x)
+
+    def project_y(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._problem.project_y(x, y)
+
+    def sample_batch(
+        self, level: str, batch_size: int | None, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        """Indices of a mini-batch of ``level``'s finite sum, drawn with replacement-free
+        sampling from ``generator``; ``None`` (full batch) when the level is deterministic or
+        ``batch_size`` is ``None`` or at least the number of samples."""
+        n = self.n_samples.get(level)
+        if n is None or batch_size is None or batch_size >= n:
+            return None
+        idx = torch.randperm(n, generator=generator, device=generator.device)[:batch_size]
+        return idx.to(self.device)
+
+    # ----------------------------------------------------------- derivative helpers
+    def grad(
+        self,
+        level: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch: torch.Tensor | None = None,
+        wrt: str = "xy",
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(nabla_x level, nabla_y level) at (x, y); a side not in ``wrt`` is ``None``."""
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_("x" in wrt)
+            yr = y.detach().requires_grad_("y" in wrt)
+            value = self._level(level)(xr, yr, batch)
+            inputs = [t for t in (xr, yr) if t.requires_grad]
+            grads = iter(torch.autograd.grad(value, inputs))
+        return (next(grads) if "x" in wrt else None, next(grads) if "y" in wrt else None)
+
+    def hvp_operator(
+        self, level: str, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor, str], torch.Tensor]]:
+        """One gradient pass, then products with its derivative at will.
+
+        Returns ``(nabla_y level, product)`` where ``product(v, "y")`` is
+        nabla^2_yy level . v (counted as ``hvp``) and ``product(v, "x")`` is
+        nabla^2_xy level . v = d/dx <nabla_y level, v> (counted as ``jvp``).
+        """
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            yr = y.detach().requires_grad_(True)
+            gy = torch.autograd.grad(self._level(level)(xr, yr, batch), yr, create_graph=True)[0]
+
+        def product(v: torch.Tensor, wrt: str = "y") -> torch.Tensor:
+            target = yr if wrt == "y" else xr
+            with torch.enable_grad():
+                (out,) = torch.autograd.grad(gy, target, v, retain_graph=True, allow_unused=True)
+            return torch.zeros_like(target) if out is None else out
+
+        return gy.detach(), product
+
+    def _level(self, level: str) -> Callable:
+        if level == "f":
+            return self.f
+        if level == "g":
+            return self.g
+        if level == "h":
+            raise ValueError("use oracles.h(x, y) and autograd for constraint derivatives")
+        raise ValueError(f"unknown level {level!r}: expected 'f' or 'g'")

@@ -1,0 +1,197 @@
+"""P6, the quadratic bilevel family with an exact hyper-objective (benchopt/SOBA, arXiv:2201.13409).
+
+Finite sums over n LL samples i and m UL samples j:
+
+    g_i(x, z) = 1/2 z^T (A0 + p_i p_i^T) z + (u_i^T x)(q_i^T z) + x^T C0 z + a_i^T z
+                + 1/2 x^T B x + b_i^T x
+    f_j(x, z) = 1/2 z^T F z + 1/2 x^T H x + x^T K z + c_j^T z + e_j^T x
+
+g = mean_i g_i, f = mean_j f_j. Every g_i is strongly convex in z (A0 is positive definite), and
+the means are exact: A = A0 + mean p p^T, C = C0 + mean u q^T, a = mean a_i, ... Hence
+
+    z*(x) = M x + r,  M = -A^{-1} C^T,  r = -A^{-1} a,
+    F(x)  = f(x, z*(x)),  grad F(x) = M^T (F z* + K^T x + c) + H x + K z* + e   (closed form),
+    x*    solves the linear system grad F = 0 (F is a strongly convex quadratic of x).
+
+Knobs: dimensions (dim_x, dim_y), conditioning (mu_inner, L_inner of the LL Hessian spectrum),
+coupling (L_cross), sample counts (n_inner, n_outer), per-sample noise, and the data seed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bilevel_bench.problem import BilevelProblem, Budget, Instance, fingerprint_tensors
+
+
+class Quadratic(BilevelProblem):
+    """Quadratic bilevel problem with exact F, F*, grad F and stochastic oracles."""
+
+    name = "quadratic"
+    version = "1"
+    citation = "Dagreou, Ablin, Vaiter, Moreau, A Framework for Bilevel Optimization That " \
+               "Enables Stochastic and Global Variance Reduction Algorithms, arXiv:2201.13409"
+    formulation = (
+        "g = mean_i [z^T A_i z/2 + x^T C_i z + a_i^T z + x^T B x/2 + b_i^T x]; "
+        "f = mean_j [z^T F z/2 + x^T H x/2 + x^T K z + c_j^T z + e_j^T x]"
+    )
+    instances = {
+        "quadratic-small": Instance(
+            dict(dim_x=5, dim_y=10, n_inner=256, n_outer=64),
+            target=1e-6, budget=Budget(seconds=5.0, iterations=20_000),
+            suites=("toys", "core", "full"),
+            description="small quadratic for tests and the toys suite",
+        ),
+        "quadratic-ill-conditioned": Instance(
+            dict(dim_x=10, dim_y=50, n_inner=1024, n_outer=256, mu_inner=0.01, L_inner=1.0),
+            target=1e-6, budget=Budget(seconds=10.0, iterations=50_000),
+            suites=("core", "full"),
+            description="LL condition number 100",
+        ),
+        "quadratic-benchopt": Instance(
+            dict(dim_x=10, dim_y=100, n_inner=32_768, n_outer=1_024, mu_inner=0.1, L_cross=0.1),
+            target=1e-6, budget=Budget(seconds=20.0, iterations=50_000),
+            suites=("full",),
+            description="benchopt's best-params simulated configuration",
+        ),
+    }
+
+    def __init__(
+        self,
+        seed: int = 0,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float64,
+        dim_x: int = 5,
+        dim_y: int = 10,
+        n_inner: int = 256,
+        n_outer: int = 64,
+        mu_inner: float = 0.1,
+        L_inner: float = 1.0,
+        L_cross: float = 0.1,
+        mu_outer: float = 0.5,
+        L_outer: float = 1.0,
+        noise: float = 0.1,
+        data_seed: int = 0,
+    ) -> None:
+        super().__init__(
+            seed=seed, device=device, dtype=dtype, dim_x=dim_x, dim_y=dim_y, n_inner=n_inner,
+            n_outer=n_outer, mu_inner=mu_inner, L_inner=L_inner, L_cross=L_cross,
+            mu_outer=mu_outer, L_outer=L_outer, noise=noise, data_seed=data_seed,
+        )
+        if not 0 < mu_inner <= L_inner:
+            raise ValueError(f"need 0 < mu_inner <= L_inner, got {mu_inner}, {L_inner}")
+        self.x_shape, self.y_shape = torch.Size([dim_x]), torch.Size([dim_y])
+        self.n_samples = {"g": n_inner, "f": n_outer}
+        gen = torch.Generator().manual_seed(data_seed)
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+        def spd(dim, low, high):
+            q, _ = torch.linalg.qr(randn(dim, dim))
+            eigs = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
+                                  dim, dtype=torch.float64)
+            return (q * eigs) @ q.T
+
+        def with_norm(mat, norm):
+            return mat * (norm / torch.linalg.matrix_norm(mat, ord=2))
+
+        # LL: A0 keeps half of the spectrum; the rank-one terms carry the rest on average.
+        p = randn(n_inner, dim_y) * (noise * mu_inner / dim_y) ** 0.5
+        A0 = spd(dim_y, mu_inner, L_inner) - p.T @ p / n_inner
+        u, q = randn(n_inner, dim_x) * noise**0.5, randn(n_inner, dim_y) * noise**0.5
+        C = with_norm(randn(dim_x, dim_y), L_cross)
+        C0 = C - u.T @ q / n_inner
+        a = randn(n_inner, dim_y) * noise + randn(dim_y)
+        B = spd(dim_x, mu_outer, L_outer)
+        b = randn(n_inner, dim_x) * noise
+        # UL
+        F = spd(dim_y, 1e-3, L_outer)
+        H = spd(dim_x, mu_outer, L_outer)
+        K = with_norm(randn(dim_x, dim_y), L_cross)
+        c = randn(n_outer, dim_y) * noise + randn(dim_y)
+        e = randn(n_outer, dim_x) * noise + randn(dim_x)
+
+        to = dict(dtype=dtype, device=self.device)
+        self.A0, self.p, self.u, self.q, self.C0 = (t.to(**to) for t in (A0, p, u, q, C0))
+        self.a, self.B, self.b = a.to(**to), B.to(**to), b.to(**to)
+        self.F, self.H, self.K, self.c, self.e = (t.to(**to) for t in (F, H, K, c, e))
+        self._exact = self._exact_solution()
+
+    # ------------------------------------------------------------------- oracles
+    def g(self, x, z, batch=None):
+        p, u, q, a, b = self.p, self.u, self.q, self.a, self.b
+        if batch is not None:
+            p, u, q, a, b = p[batch], u[batch], q[batch], a[batch], b[batch]
+        return (0.5 * z @ self.A0 @ z + 0.5 * ((p @ z) ** 2).mean()
+                + ((u @ x) * (q @ z)).mean() + x @ self.C0 @ z + a.mean(0) @ z
+                + 0.5 * x @ self.B @ x + b.mean(0) @ x)
+
+    def f(self, x, z, batch=None):
+        c, e = (self.c, self.e) if batch is None else (self.c[batch], self.e[batch])
+        return (0.5 * z @ self.F @ z + 0.5 * x @ self.H @ x + x @ self.K @ z
+                + c.mean(0) @ z + e.mean(0) @ x)
+
+    def init(self, generator):
+        x0 = torch.randn(self.x_shape, generator=generator, dtype=self.dtype).to(self.device)
+        return x0, torch.zeros(self.y_shape, dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------ exact solution
+    def mean_matrices(self) -> dict[str, torch.Tensor]:
+        """A, C, a (LL) and c, e (UL) of the mean objectives."""
+        n = self.p.shape[0]
+        return {
+            "A": self.A0 + self.p.T @ self.p / n,
+            "C": self.C0 + self.u.T @ self.q / n,
+            "a": self.a.mean(0),
+            "b": self.b.mean(0),
+            "c": self.c.mean(0),
+            "e": self.e.mean(0),
+        }
+
+    def _exact_solution(self) -> dict[str, torch.Tensor]:
+        mm = self.mean_matrices()
+        A_inv = torch.linalg.inv(mm["A"])
+        M = -A_inv @ mm["C"].T
+        r = -A_inv @ mm["a"]
+        hess = M.T @ self.F @ M + self.H + self.K @ M + M.T @ self.K.T
+        hess = 0.5 * (hess + hess.T)
+        if torch.linalg.eigvalsh(hess).min() <= 0:
+            raise ValueError("the hyper-objective is not strongly convex: raise mu_outer "
+                             "or lower L_cross")
+        lin = M.T @ (self.F @ r + mm["c"]) + self.K @ r + mm["e"]
+        x_star = -torch.linalg.solve(hess, lin)
+        out = {"M": M, "r": r, "hess": hess, "lin": lin, "x_star": x_star}
+        out["F_star"] = self.hyper_objective(x_star, out)
+        return out
+
+    def y_star(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact LL solution z*(x)."""
+        return self._exact["M"] @ x + self._exact["r"]
+
+    def hyper_objective(self, x: torch.Tensor, exact: dict | None = None) -> torch.Tensor:
+        ex = exact if exact is not None else self._exact
+        z = ex["M"] @ x + ex["r"]
+        return self.f(x, z)
+
+    def hypergradient(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact grad F(x)."""
+        return self._exact["hess"] @ x + self._exact["lin"]
+
+    def evaluate(self, x, y):
+        x, y = x.detach().to(self.dtype), y.detach().to(self.dtype)
+        value = self.hyper_objective(x)
+        z_star = self.y_star(x)
+        return {
+            "ul_value": float(value),
+            "ul_gap": float(value - self._exact["F_star"]),
+            "ll_gap": float(self.g(x, y) - self.g(x, z_star)),
+            "constraint_violation": 0.0,
+            "hypergrad_norm": float(self.hypergradient(x).norm()),
+            "y_error": float((y - z_star).norm()),
+        }
+
+    def data_fingerprints(self) -> dict[str, str]:
+        return {"generated": fingerprint_tensors(
+            self.A0, self.p, self.u, self.q, self.C0, self.a, self.B, self.b,
+            self.F, self.H, self.K, self.c, self.e)}
