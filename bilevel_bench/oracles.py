@@ -16,18 +16,18 @@ full-batch or deterministic call), and ``samples`` counts the samples touched by
 evaluations. ``oracle_cost`` is the sum of all weighted passes: the hardware-independent clock
 (one forward, one backward or one second-order pass over the full data each cost 1).
 
-Mechanism: the counted value is ``_Out(level_value)`` and the variables enter the objective as
-``_In(x)``, ``_In(y)``; both are identity autograd functions whose backward increments counters.
-A first-order pass made with ``create_graph=True`` returns gradients that pass through
-``_Second``, so the later differentiation of that gradient is seen, and its target variable is
-read when the pass reaches ``_In`` again.
+Mechanism (tensor hooks, a few microseconds per call): the value carries a hook that counts
+each backward pass through it, and the variables enter the objective as views carrying hooks.
+A first-order pass made with ``create_graph=True`` returns gradients tagged with one more hook,
+so a later differentiation of that gradient is seen, and its target variable is read when the
+pass reaches the variables' views again. ``torch.func`` transforms are counted too, except that
+a forward-over-reverse HVP (``jvp(grad(.))``) shows up as gradient passes.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 import torch
 
@@ -77,83 +77,36 @@ class _Site:
     def __init__(self, counter: OracleCounter, level: str, weight: float) -> None:
         self.counter, self.level, self.weight = counter, level, weight
 
+    def output_hook(self, grad: torch.Tensor) -> None:
+        """Fires once per backward pass through the level's value: one gradient."""
+        self.counter._pending = None
+        self.counter.add(self.level, "grad", self.weight)
 
-class _Out(torch.autograd.Function):
-    """Identity on a level's value; each backward pass through it is one gradient."""
+    def input_hook(self, var: str) -> Callable[[torch.Tensor], torch.Tensor | None]:
+        """Hook on a variable entering the level: tags create_graph gradients, and counts the
+        second-order pass that later reaches the variable again."""
 
-    generate_vmap_rule = True
+        def hook(grad: torch.Tensor) -> torch.Tensor | None:
+            counter = self.counter
+            pending = counter._pending
+            if pending is not None and pending[0] == self.level:
+                counter.add(self.level, "hvp" if pending[1] == var else "jvp", pending[2])
+                return None
+            if grad.requires_grad:  # first-order pass with create_graph=True
+                tagged = grad.view_as(grad)
+                tagged.register_hook(self.second_hook(var))
+                return tagged
+            return None
 
-    @staticmethod
-    def forward(value: torch.Tensor, site: _Site) -> torch.Tensor:
-        return value.view_as(value)
+        return hook
 
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        ctx.site = inputs[1]
+    def second_hook(self, var: str) -> Callable[[torch.Tensor], None]:
+        """Hook on a gradient of the level: its firing starts a second-order pass."""
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        site = ctx.site
-        site.counter._pending = None
-        site.counter.add(site.level, "grad", site.weight)
-        return grad, None
+        def hook(grad: torch.Tensor) -> None:
+            self.counter._pending = (self.level, var, self.weight)
 
-    @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> torch.Tensor:
-        return tangent
-
-
-class _In(torch.autograd.Function):
-    """Identity on a variable entering a level; tags gradients for second-order counting."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(t: torch.Tensor, site: _Site, var: str) -> torch.Tensor:
-        return t.view_as(t)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        ctx.site, ctx.var = inputs[1], inputs[2]
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        site, counter = ctx.site, ctx.site.counter
-        pending = counter._pending
-        if pending is not None and pending[0] == site.level:
-            # a second-order pass reached this variable: hvp if it is the same variable
-            counter.add(site.level, "hvp" if pending[1] == ctx.var else "jvp", pending[2])
-        elif grad.requires_grad:
-            # first-order pass with create_graph: watch later differentiation of this gradient
-            grad = _Second.apply(grad, site, ctx.var)
-        return grad, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
-        return tangent
-
-
-class _Second(torch.autograd.Function):
-    """Identity on a gradient; its backward marks the start of a second-order pass."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(grad: torch.Tensor, site: _Site, var: str) -> torch.Tensor:
-        return grad.view_as(grad)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        ctx.site, ctx.var = inputs[1], inputs[2]
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        ctx.site.counter._pending = (ctx.site.level, ctx.var, ctx.site.weight)
-        return grad, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
-        return tangent
+        return hook
 
 
 class Oracles:
@@ -177,11 +130,15 @@ class Oracles:
         self.provides = problem.provides
 
     # ----------------------------------------------------------------- counted values
-    def f(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def f(
+        self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """UL objective f(x, y) (mean over ``batch`` of the UL finite sum), counted."""
         return self._call("f", self._problem.f, x, y, batch)
 
-    def g(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def g(
+        self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """LL objective g(x, y) (mean over ``batch`` of the LL finite sum), counted."""
         return self._call("g", self._problem.g, x, y, batch)
 
@@ -208,9 +165,16 @@ class Oracles:
         if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
             return fn(x, y, batch)
         site = _Site(counter, level, weight)
-        xt = _In.apply(x, site, "x") if x.requires_grad else x
-        yt = _In.apply(y, site, "y") if y.requires_grad else y
-        return _Out.apply(fn(xt, yt, batch), site)
+        if x.requires_grad:
+            x = x.view_as(x)
+            x.register_hook(site.input_hook("x"))
+        if y.requires_grad:
+            y = y.view_as(y)
+            y.register_hook(site.input_hook("y"))
+        value = fn(x, y, batch)
+        if value.requires_grad:
+            value.register_hook(site.output_hook)
+        return value
 
     # ------------------------------------------------------------------ simple sets
     def project_x(self, x: torch.Tensor) -> torch.Tensor:

@@ -121,11 +121,15 @@ class BilevelProblem:
     x_shape: torch.Size
     y_shape: torch.Size
 
-    def f(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def f(
+        self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Upper-level objective (mean over ``batch`` of the UL finite sum if given)."""
         raise NotImplementedError
 
-    def g(self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def g(
+        self, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Lower-level objective (mean over ``batch`` of the LL finite sum if given)."""
         raise NotImplementedError
 

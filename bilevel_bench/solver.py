@@ -169,9 +169,11 @@ def validate_solver_class(cls: Any) -> list[str]:
     if not isinstance(cls.citation, str) or not cls.citation:
         problems.append("class attribute `citation` must say where the method comes from")
     if not set(cls.needs) <= ORACLE_FEATURES:
-        problems.append(f"`needs` may only contain {sorted(ORACLE_FEATURES)}, got {set(cls.needs)}")
+        problems.append(f"`needs` may only contain {sorted(ORACLE_FEATURES)}, "
+                        f"got {sorted(cls.needs)}")
     if not set(cls.handles) <= SOLVER_HANDLES:
-        problems.append(f"`handles` may only contain {sorted(SOLVER_HANDLES)}, got {set(cls.handles)}")
+        problems.append(f"`handles` may only contain {sorted(SOLVER_HANDLES)}, "
+                        f"got {sorted(cls.handles)}")
     if not isinstance(cls.hyperparameters, Mapping):
         problems.append("`hyperparameters` must be a dict of name -> Hyperparameter")
     else:

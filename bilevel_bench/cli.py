@@ -1,0 +1,202 @@
+"""The ``bilevel-bench`` command line.
+
+    bilevel-bench list problems|solvers|suites
+    bilevel-bench run (--suite S | --problem P ...) [--solver X ...] [--seeds N] [--device D]
+                      [--budget-seconds T] [--budget-oracles C] [--budget-iterations K]
+                      [--results DIR] [--workers W] [--hp KEY=VALUE ...]
+    bilevel-bench show DIR
+    bilevel-bench check-solver NAME|path/to/file.py:ClassName
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any
+
+from bilevel_bench import registry
+from bilevel_bench.errors import BenchError
+
+SUMMARY_COLUMNS = ["problem", "solver", "runs", "success_rate", "median_time_to_target",
+                   "median_oracles_to_target", "median_final_primary", "statuses"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad option values, incompatible combinations
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: every record written so far is kept; run again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bilevel-bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered problems, solvers or suites")
+    p.add_argument("what", choices=["problems", "solvers", "suites"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run solvers on problems and record the results")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--suite", help="a suite name (see `list suites`)")
+    target.add_argument("--problem", action="append", help="a problem instance (repeatable)")
+    p.add_argument("--solver", action="append",
+                   help="solver name or path/to/file.py:Class (repeatable; default: all)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (default cpu)")
+    p.add_argument("--budget-seconds", type=float, help="solver-time budget per run")
+    p.add_argument("--budget-oracles", type=float, help="oracle-cost budget per run")
+    p.add_argument("--budget-iterations", type=int, help="iteration budget per run")
+    p.add_argument("--timeout", type=float, help="hard wall-clock limit per run in seconds")
+    p.add_argument("--results", default="results", help="results directory (default ./results)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per worker")
+    p.add_argument("--memory-limit-gb", type=float, help="address-space limit per worker (CPU)")
+    p.add_argument("--backend", default="local", choices=["local", "inline"],
+                   help="local worker processes (default) or inline (no isolation)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                   help="hyperparameter override (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="re-run runs already recorded")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="summarise the run records in a directory")
+    p.add_argument("results", nargs="+")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("check-solver", help="check a solver plugin against the contract")
+    p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
+    p.set_defaults(func=cmd_check_solver)
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "problems":
+        for name, entry in sorted(registry.problems().items()):
+            inst = entry.instance
+            print(f"{name:32s} v{entry.family.version:4s} {entry.family.primary_metric} "
+                  f"<= {inst.target:g}  suites: {','.join(inst.suites) or '-'}  "
+                  f"{inst.description}")
+    elif args.what == "solvers":
+        for name, cls in sorted(registry.solvers().items()):
+            caps = sorted(cls.needs) + [f"handles:{h}" for h in sorted(cls.handles)]
+            print(f"{name:24s} v{cls.version:6s} [{', '.join(caps)}]  {cls.citation}")
+    else:
+        for name, members in sorted(registry.suites().items()):
+            print(f"{name:12s} {len(members):3d} instances: {', '.join(members)}")
+    for broken in registry.broken_plugins():
+        print(f"warning: plugin {broken.name!r} ({broken.group}) failed to load: "
+              f"{broken.error}", file=sys.stderr)
+    return 0
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are Python literals when they parse as one."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"cannot read --hp {item!r}: write KEY=VALUE, e.g. --hp lr=0.01")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bilevel_bench.executors import make_executor
+    from bilevel_bench.matrix import plan, run_matrix
+    from bilevel_bench.results import ensure_writable, load_results
+
+    problems = registry.get_suite(args.suite) if args.suite else args.problem
+    solvers = args.solver or sorted(registry.solvers())
+    hyper = parse_assignments(args.hp)
+    if hyper and len(solvers) != 1:
+        raise ValueError("--hp applies to one solver: name exactly one --solver")
+    if args.seeds < 1:
+        raise ValueError("--seeds must be at least 1")
+    budget = {"seconds": args.budget_seconds, "oracle_cost": args.budget_oracles,
+              "iterations": args.budget_iterations}
+    results = ensure_writable(args.results)
+    the_plan = plan(problems, solvers, range(args.seed_offset, args.seed_offset + args.seeds),
+                    device=args.device, budget=budget, hyperparameters=hyper,
+                    threads=args.threads, timeout=args.timeout)
+    for problem, solver, reason in the_plan.skipped:
+        print(f"skip {solver} on {problem}: it {reason}")
+    if not the_plan.tasks:
+        raise ValueError("nothing to run: no solver given can handle the problems given")
+    executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
+                             memory_limit_gb=args.memory_limit_gb)
+    bar = tqdm(total=len(the_plan.tasks), unit="run", dynamic_ncols=True, file=sys.stderr)
+
+    def progress(record: dict, path: Path) -> None:
+        bar.set_postfix_str(f"{record['problem']['name']} / {record['solver']['name']}: "
+                            f"{record['status']}")
+        bar.update()
+
+    recorded = run_matrix(the_plan.tasks, results, executor, resume=not args.no_resume,
+                          on_record=progress)
+    bar.update(len(recorded))
+    bar.close()
+    if recorded:
+        print(f"{len(recorded)} run(s) were already recorded and were skipped "
+              "(--no-resume re-runs them)")
+    ids = {task.run_id() for task in the_plan.tasks}
+    frame = load_results(results, warn=False)
+    frame = frame[frame["run_id"].isin(ids)] if not frame.empty else frame
+    print_summary(frame)
+    print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
+    return 0
+
+
+def print_summary(frame) -> None:
+    from bilevel_bench.metrics import per_instance
+
+    table = per_instance(frame)
+    if table.empty:
+        print("no run records")
+        return
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_rows", 500,
+                           "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(table[[c for c in SUMMARY_COLUMNS if c in table]].to_string(index=False))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from bilevel_bench.results import load_results
+
+    frame = load_results(*args.results, warn=False)
+    print_summary(frame)
+    for path, reason in frame.attrs.get("skipped", []):
+        print(f"skipped {path}: {reason}")
+    return 0
+
+
+def cmd_check_solver(args: argparse.Namespace) -> int:
+    from bilevel_bench.conformance import check_solver
+
+    report = check_solver(args.solver)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

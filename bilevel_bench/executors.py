@@ -1,0 +1,181 @@
+"""Where runs execute: in this process, or in a pool of local worker processes.
+
+A run is a pure task (:class:`~bilevel_bench.runner.RunTask`) -> record, so every executor has
+one method, ``map(tasks, on_record)``, that calls ``on_record(record)`` as each run finishes.
+
+:class:`LocalPool` (the default) keeps ``workers`` child processes (spawned, with BLAS/OpenMP/
+torch threads pinned to ``threads`` each) and gives each run a hard wall-clock deadline. A worker
+streams its checkpoints to the parent as they happen, so when a run hangs (deadline passed: the
+worker is killed, status ``timeout``), crashes the interpreter (status ``error``) or is killed
+for memory (status ``oom``), the record keeps everything measured up to that point; the worker
+is replaced and the matrix goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from bilevel_bench.runner import RunTask, execute, finish_record, record_header
+
+OnRecord = Callable[[dict[str, Any]], None]
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class InlineExecutor:
+    """Runs tasks one after the other in this process (no hard timeout): for debugging."""
+
+    def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
+        for task in tasks:
+            on_record(execute(task))
+
+
+def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None) -> None:
+    """Body of a worker process: receive tasks, stream events, send records."""
+    from bilevel_bench.provenance import pin_threads
+
+    pin_threads(threads)
+    if memory_limit_gb:
+        limit = int(memory_limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        record = execute(task, emit=lambda kind, payload: conn.send((kind, payload)))
+        conn.send(("record", record))
+
+
+class _Worker:
+    def __init__(self, context: Any, threads: int, memory_limit_gb: float | None) -> None:
+        self.conn, child = context.Pipe()
+        saved = {k: os.environ.get(k) for k in THREAD_VARS}
+        os.environ.update({k: str(threads) for k in THREAD_VARS})  # inherited at spawn
+        try:
+            self.process = context.Process(target=_worker_main, daemon=True,
+                                           args=(child, threads, memory_limit_gb))
+            self.process.start()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        child.close()
+        self.task: RunTask | None = None
+        self.header: dict | None = None
+        self.trace: list[dict] = []
+        self.started = 0.0
+        self.deadline = float("inf")
+
+    def submit(self, task: RunTask) -> None:
+        self.task, self.header, self.trace = task, None, []
+        self.started = time.monotonic()
+        self.deadline = self.started + task.hard_timeout()
+        self.conn.send(task)
+
+    def partial_record(self, status: str, message: str) -> dict[str, Any]:
+        """A record from what the worker streamed before it stopped answering."""
+        assert self.task is not None
+        header = self.header or record_header(self.task)
+        error = {"type": status.capitalize(), "message": message, "traceback": ""}
+        return finish_record(header, self.trace, status, error, time.monotonic() - self.started)
+
+    def stop(self, force: bool = False) -> None:
+        if force or not self.process.is_alive():
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class LocalPool:
+    """A pool of local worker processes with hard per-run timeouts (see module docstring)."""
+
+    def __init__(self, workers: int = 1, threads: int = 1,
+                 memory_limit_gb: float | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"need at least one worker, got {workers}")
+        self.workers, self.threads, self.memory_limit_gb = workers, threads, memory_limit_gb
+        self.context = mp.get_context("spawn")
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.context, self.threads, self.memory_limit_gb)
+
+    def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
+        queue = list(tasks)[::-1]
+        pool = [self._spawn() for _ in range(min(self.workers, len(queue)))]
+        try:
+            while queue or any(w.task is not None for w in pool):
+                for worker in pool:
+                    if worker.task is None and queue:
+                        worker.submit(queue.pop())
+                busy = [w for w in pool if w.task is not None]
+                ready = wait([w.conn for w in busy], timeout=0.2)
+                for i, worker in enumerate(pool):
+                    if worker.task is None:
+                        continue
+                    if worker.conn in ready:
+                        record = self._receive(worker)
+                        if record is None:
+                            continue
+                    elif time.monotonic() > worker.deadline:
+                        record = worker.partial_record(
+                            "timeout", f"killed after the hard timeout of "
+                            f"{worker.task.hard_timeout():.0f} s wall-clock")
+                    else:
+                        continue
+                    alive = worker.process.is_alive() and record["status"] not in (
+                        "timeout", "oom") and not record.get("_worker_died")
+                    record.pop("_worker_died", None)
+                    worker.task = None
+                    if not alive:
+                        worker.stop(force=True)
+                        pool[i] = self._spawn()
+                    on_record(record)
+        finally:
+            for worker in pool:
+                worker.stop(force=worker.task is not None)
+
+    def _receive(self, worker: _Worker) -> dict[str, Any] | None:
+        """Handle one message; returns the finished record, or None if the run goes on."""
+        try:
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(timeout=5)
+            code = worker.process.exitcode
+            if code == -signal.SIGKILL:
+                status, why = "oom", "worker killed by SIGKILL (most likely out of memory)"
+            else:
+                status, why = "error", f"worker process died (exit code {code})"
+            record = worker.partial_record(status, why)
+            record["_worker_died"] = True
+            return record
+        if kind == "header":
+            worker.header = payload
+        elif kind == "checkpoint":
+            worker.trace.append(payload)
+        elif kind == "record":
+            return payload
+        return None
+
+
+def make_executor(backend: str = "local", workers: int = 1, threads: int = 1,
+                  memory_limit_gb: float | None = None) -> Any:
+    """An executor by name: ``inline`` or ``local`` (default)."""
+    if backend == "inline":
+        return InlineExecutor()
+    if backend == "local":
+        return LocalPool(workers=workers, threads=threads, memory_limit_gb=memory_limit_gb)
+    raise ValueError(f"unknown backend {backend!r}: choose inline or local")

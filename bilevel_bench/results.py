@@ -1,0 +1,224 @@
+"""Run records: one self-describing, schema-versioned JSON file per run.
+
+A record holds everything needed to interpret a run without the code that produced it:
+
+    schema, schema_version, run_id, created
+    problem   name, family, version, params, primary_metric, higher_is_better, target,
+              citation, formulation, dataset_fingerprints, x_dim, y_dim, n_constraints
+    solver    name, version, citation, spec, hyperparameters, needs, handles, source_sha256
+    ruleset, seed, device {type, name, threads}, hardware {cpu, cores, memory_gb, gpu, class}
+    versions  python, torch, numpy, bilevel_bench, platform;  git_revision
+    budget    seconds, oracle_cost, iterations, timeout
+    status    converged | budget | diverged | error | timeout | oom
+    error     {type, message, traceback} or null
+    trace     [{iteration, time, oracle_cost, samples, counts {...}, metrics {...}}]
+    summary   converged, time_to_target, oracles_to_target, iterations_to_target, iterations,
+              solver_time, oracle_cost, wall_time, evaluation_time, final {metric: value}
+
+Files are written atomically (temporary file + rename) and named
+``<problem>__<solver>__seed<k>__<run_id>.json``, so records from many machines merge by
+copying files, and a matrix that is run again skips the run ids already present (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bilevel_bench.errors import ResultsError
+
+SCHEMA = "bilevel-bench/run-record"
+SCHEMA_VERSION = 1
+STATUSES = ("converged", "budget", "diverged", "error", "timeout", "oom")
+REQUIRED = {
+    "problem": dict, "solver": dict, "seed": int, "status": str, "trace": list, "summary": dict,
+    "run_id": str, "device": dict, "hardware": dict, "versions": dict,
+}
+
+
+def record_filename(record: dict[str, Any]) -> str:
+    """The file name of a record: readable prefix plus the run id."""
+    problem = _safe(record["problem"]["name"])
+    solver = _safe(record["solver"]["name"])
+    return f"{problem}__{solver}__seed{record['seed']}__{record['run_id']}.json"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))[:60] or "_"
+
+
+def ensure_writable(directory: str | Path) -> Path:
+    """Create ``directory`` if needed and prove it is writable, before any run starts."""
+    path = Path(directory).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True):
+            pass
+    except OSError as exc:
+        raise ResultsError(
+            f"results directory {str(path)!r} is not writable ({exc.strerror or exc}); "
+            "choose another with --results DIR or fix its permissions"
+        ) from exc
+    return path
+
+
+def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
+    """Write one record atomically; returns its path."""
+    path = Path(directory) / record_filename(record)
+    text = json.dumps(record, indent=1, sort_keys=True, allow_nan=True, default=_jsonable)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ResultsError(f"cannot write run record {str(path)!r}: {exc}") from exc
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def validate_record(record: Any) -> list[str]:
+    """Why a parsed JSON object is not a usable run record (empty list: it is)."""
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    if record.get("schema") != SCHEMA:
+        return [f"not a bilevel-bench run record (schema {record.get('schema')!r})"]
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return [f"unsupported schema_version {version!r} (this bilevel_bench reads "
+                f"{SCHEMA_VERSION}); upgrade bilevel-bench or convert the record"]
+    problems = [f"field {key!r} missing or not a {kind.__name__}"
+                for key, kind in REQUIRED.items() if not isinstance(record.get(key), kind)]
+    if problems:
+        return problems
+    if record["status"] not in STATUSES:
+        problems.append(f"unknown status {record['status']!r}")
+    for key in ("name", "version", "primary_metric"):
+        if not isinstance(record["problem"].get(key), str):
+            problems.append(f"problem.{key} missing")
+    for key in ("name", "version"):
+        if not isinstance(record["solver"].get(key), str):
+            problems.append(f"solver.{key} missing")
+    for i, row in enumerate(record["trace"]):
+        if not isinstance(row, dict) or not isinstance(row.get("metrics"), dict):
+            problems.append(f"trace row {i} is malformed")
+            break
+    return problems
+
+
+def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, str]]:
+    """Yield ``(path, record, "")`` for each valid record under the directories (recursively)
+    and ``(path, None, reason)`` for each corrupt or foreign ``.json`` file."""
+    for directory in directories:
+        root = Path(directory)
+        if not root.exists():
+            raise ResultsError(f"results directory {str(root)!r} does not exist")
+        for path in sorted(root.rglob("*.json")):
+            if path.name.startswith(".tmp-"):
+                continue
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                yield path, None, f"unreadable JSON: {exc}"
+                continue
+            problems = validate_record(record)
+            if problems:
+                yield path, None, "; ".join(problems)
+            else:
+                yield path, record, ""
+
+
+def recorded_run_ids(directory: str | Path) -> set[str]:
+    """Run ids already recorded in ``directory`` (for resume); unreadable files are ignored."""
+    root = Path(directory)
+    if not root.exists():
+        return set()
+    return {path.stem.rpartition("__")[2] for path in root.glob("*__*.json")}
+
+
+def summary_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row describing a run (used by the DataFrame loader and the leaderboard)."""
+    problem, solver, summary = record["problem"], record["solver"], record["summary"]
+    row = {
+        "run_id": record["run_id"],
+        "problem": problem["name"],
+        "family": problem.get("family", problem["name"]),
+        "problem_version": problem["version"],
+        "primary_metric": problem["primary_metric"],
+        "target": problem.get("target"),
+        "solver": solver["name"],
+        "solver_version": solver["version"],
+        "ruleset": record.get("ruleset", "default"),
+        "seed": record["seed"],
+        "device": record["device"].get("type"),
+        "hardware_class": record["hardware"].get("class"),
+        "status": record["status"],
+        "converged": bool(summary.get("converged", False)),
+        "time_to_target": summary.get("time_to_target"),
+        "oracles_to_target": summary.get("oracles_to_target"),
+        "iterations_to_target": summary.get("iterations_to_target"),
+        "iterations": summary.get("iterations"),
+        "solver_time": summary.get("solver_time"),
+        "oracle_cost": summary.get("oracle_cost"),
+        "wall_time": summary.get("wall_time"),
+    }
+    for key, value in (summary.get("final") or {}).items():
+        row[f"final_{key}"] = value
+    return row
+
+
+def load_results(*directories: str | Path, warn: bool = True):
+    """All valid run records under the directories as a ``pandas.DataFrame``, one row per run.
+
+    Corrupt or foreign files are skipped with a warning; they are listed, with the reason, in
+    ``df.attrs["skipped"]`` as ``(path, reason)`` pairs.
+    """
+    import pandas as pd
+
+    rows, skipped = [], []
+    for path, record, reason in iter_records(*directories):
+        if record is None:
+            skipped.append((str(path), reason))
+            continue
+        rows.append({**summary_row(record), "path": str(path)})
+    frame = pd.DataFrame(rows)
+    frame.attrs["skipped"] = skipped
+    if skipped and warn:
+        warnings.warn(
+            f"skipped {len(skipped)} file(s) that are not valid run records, e.g. "
+            f"{skipped[0][0]}: {skipped[0][1]}", stacklevel=2)
+    return frame
+
+
+def load_traces(*directories: str | Path):
+    """Every checkpoint of every valid record as a long ``pandas.DataFrame``."""
+    import pandas as pd
+
+    rows = []
+    for _path, record, _reason in iter_records(*directories):
+        if record is None:
+            continue
+        base = {
+            "run_id": record["run_id"], "problem": record["problem"]["name"],
+            "problem_version": record["problem"]["version"], "solver": record["solver"]["name"],
+            "seed": record["seed"], "ruleset": record.get("ruleset", "default"),
+            "hardware_class": record["hardware"].get("class"),
+        }
+        for point in record["trace"]:
+            rows.append({**base, "iteration": point.get("iteration"), "time": point.get("time"),
+                         "oracle_cost": point.get("oracle_cost"), **point["metrics"]})
+    return pd.DataFrame(rows)
