@@ -23,6 +23,7 @@ from bilevel_bench import registry
 from bilevel_bench.errors import BenchError
 from bilevel_bench.oracles import Oracles
 from bilevel_bench.problem import BilevelProblem
+from bilevel_bench.runner import SolutionError, check_solution
 from bilevel_bench.solver import Solver, validate_solver_class
 
 STEPS = 5
@@ -135,16 +136,13 @@ def _checks(cls: type[Solver], entry: registry.ProblemEntry) -> list[tuple[str, 
 
     def runs_and_shapes() -> str:
         solver, problem, _, _ = _run(cls, entry, 0, defaults)
-        out = solver.solution()
-        if not (isinstance(out, tuple) and len(out) == 2
-                and all(isinstance(t, torch.Tensor) for t in out)):
-            return f"solution() must return a tuple (x, y) of tensors, got {type(out).__name__}"
-        for label, t, shape in (("x", out[0], problem.x_shape), ("y", out[1], problem.y_shape)):
-            if t.shape != shape:
-                return f"{label} has shape {tuple(t.shape)}, expected {tuple(shape)}"
-            if t.dtype != problem.dtype or t.device != problem.device:
-                return (f"{label} is {t.dtype} on {t.device}, expected {problem.dtype} "
-                        f"on {problem.device}")
+        try:
+            x, y = check_solution(solver.solution(), problem)
+        except SolutionError as exc:
+            return str(exc)
+        for label, t in (("x", x), ("y", y)):
+            if t.dtype != problem.dtype:
+                return f"{label} is {t.dtype}, expected the problem's {problem.dtype}"
             if not torch.isfinite(t).all():
                 return f"{label} is not finite after {STEPS} steps with the defaults"
         return ""

@@ -40,6 +40,8 @@ def plan(
     default budgets field by field."""
     tasks, skipped = [], []
     solver_classes = {spec: registry.get_solver(spec) for spec in solvers}
+    for cls in solver_classes.values():
+        cls(**(hyperparameters or {}))  # unknown names fail here, before anything runs
     for name in problems:
         entry = registry.get_problem(name)
         features = _features(entry)

@@ -156,6 +156,12 @@ class BilevelProblem:
         ``hypergrad_norm`` where computable, plus task metrics."""
         raise NotImplementedError
 
+    def gradient_mapping(self, x: torch.Tensor, grad: torch.Tensor,
+                         step: float = 1e-6) -> torch.Tensor:
+        """(x - Proj_X(x - step * grad)) / step: the gradient inside the set of x, and zero at
+        stationary points on its boundary; its norm is the reported ``hypergrad_norm``."""
+        return (x - self.project_x(x - step * grad)) / step
+
     # ----------------------------------------------------------------- description
     @property
     def features(self) -> frozenset[str]:

@@ -234,7 +234,7 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
         nonlocal evaluation_time
         t0 = time.perf_counter()
         with counter.paused():
-            x, y = solver.solution()
+            x, y = check_solution(solver.solution(), problem)
             finite = bool(torch.isfinite(x).all() and torch.isfinite(y).all())
             metrics = problem.evaluate(x, y) if finite else {metric: math.nan}
         evaluation_time += time.perf_counter() - t0
@@ -277,6 +277,25 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
         status = "error"
     return finish_record(header, trace, status, error, time.perf_counter() - started,
                          evaluation_time)
+
+
+class SolutionError(ValueError):
+    """``solution()`` returned something that is not an (x, y) pair of the problem's shapes."""
+
+
+def check_solution(out: Any, problem: BilevelProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate what a solver's ``solution()`` returned; raise a SolutionError naming the fix."""
+    if not (isinstance(out, tuple | list) and len(out) == 2
+            and all(isinstance(t, torch.Tensor) for t in out)):
+        raise SolutionError(f"solution() must return a pair (x, y) of tensors, got {out!r:.80}")
+    for label, t, shape in (("x", out[0], problem.x_shape), ("y", out[1], problem.y_shape)):
+        if t.shape != shape:
+            raise SolutionError(f"solution() returned {label} of shape {tuple(t.shape)}; "
+                                f"problem {problem.instance_name!r} expects {tuple(shape)}")
+        if t.device != problem.device:
+            raise SolutionError(f"solution() returned {label} on {t.device}; the problem "
+                                f"lives on {problem.device}")
+    return out[0].detach(), out[1].detach()
 
 
 def _checksums(problem: BilevelProblem) -> dict[str, tuple[float, float]]:

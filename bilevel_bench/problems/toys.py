@@ -51,8 +51,7 @@ class ClosedFormToy(BilevelProblem):
             xr = x.clone().requires_grad_(True)
             value = self.hyper_objective(xr)
             (grad,) = torch.autograd.grad(value, xr)
-        # projected-gradient mapping: zero exactly at stationary points of F on the box
-        mapping = x - self.project_x(x - grad)
+        mapping = self.gradient_mapping(x, grad)
         violation = 0.0
         if self.n_constraints:
             violation = float(self.h(x, y).clamp(min=0).max())

@@ -1,0 +1,91 @@
+"""Synthetic but schema-valid run records, for the site's tests and build-time benchmark.
+
+A run's primary metric decays geometrically from 1 at rate ``speed`` per second of solver time;
+it converges when it crosses the target. Nothing here is a measurement: never mix these records
+with real ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bilevel_bench.results import SCHEMA, SCHEMA_VERSION, write_record
+
+
+def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0,
+                     ruleset: str = "default", hardware_class: str = "cpu:synthetic|threads=1",
+                     problem_version: str = "1", target: float = 1e-3, budget: float = 10.0,
+                     checkpoints: int = 30, rng: np.random.Generator | None = None
+                     ) -> dict[str, Any]:
+    """One record; ``speed`` (per solver second) sets how fast the gap closes."""
+    key = hashlib.sha256(repr((problem, solver, seed, ruleset, hardware_class)).encode())
+    rng = rng or np.random.default_rng(int(key.hexdigest()[:8], 16))
+    noise = float(np.exp(rng.normal(0.0, 0.2)))
+    times = np.geomspace(1e-3, budget, checkpoints)
+    values = np.exp(-speed * noise * times)
+    hit = int(np.argmax(values <= target)) if (values <= target).any() else None
+    last = checkpoints if hit is None else hit + 1
+    trace = [{"iteration": 10 * k, "time": float(t), "oracle_cost": float(1000 * t),
+              "samples": 0, "counts": {"f_grad": float(500 * t), "g_grad": float(500 * t)},
+              "metrics": {"ul_gap": float(v), "ll_gap": float(v / 2),
+                          "constraint_violation": 0.0, "test_accuracy": float(1 - v / 3)}}
+             for k, (t, v) in enumerate(zip(times[:last], values[:last], strict=True))]
+    end = trace[-1]
+    converged = hit is not None
+    run_id = key.hexdigest()[:16]
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id,
+        "created": "2026-01-01T00:00:00+00:00",
+        "problem": {"name": problem, "family": problem.split("-")[0], "version": problem_version,
+                    "params": {"n": 10}, "primary_metric": "ul_gap", "higher_is_better": False,
+                    "target": target, "citation": "Synthetic, arXiv:0000.00000",
+                    "formulation": "min_x f(x, y*(x)), y*(x) = argmin_y g(x, y)",
+                    "dataset_fingerprints": {"train": "0" * 16}, "x_dim": 10, "y_dim": 10,
+                    "n_constraints": 0},
+        "solver": {"name": solver, "version": "1.0", "citation": "Synthetic solver",
+                   "spec": solver, "hyperparameters": {"lr": 0.1}, "needs": [],
+                   "handles": [], "source_file": None, "source_sha256": "a" * 64},
+        "ruleset": ruleset, "seed": seed,
+        "device": {"type": "cpu", "name": "cpu", "threads": 1},
+        "hardware": {"cpu": "synthetic", "cores": 2, "memory_gb": 8.0, "gpu": None,
+                     "threads": 1, "class": hardware_class},
+        "versions": {"python": "3.11", "torch": "2.13", "numpy": "2.0",
+                     "bilevel_bench": "0.1.0", "platform": "synthetic"},
+        "git_revision": {"commit": "0" * 40, "dirty": False},
+        "budget": {"seconds": budget, "oracle_cost": None, "iterations": None, "timeout": 60.0},
+        "status": "converged" if converged else "budget", "error": None, "trace": trace,
+        "summary": {"converged": converged,
+                    "time_to_target": end["time"] if converged else None,
+                    "oracles_to_target": end["oracle_cost"] if converged else None,
+                    "iterations_to_target": end["iteration"] if converged else None,
+                    "iterations": end["iteration"], "solver_time": end["time"],
+                    "oracle_cost": end["oracle_cost"], "wall_time": end["time"] * 1.1,
+                    "evaluation_time": 0.01, "final": dict(end["metrics"])},
+    }
+
+
+def write_synthetic(directory: str | Path, problems: int, solvers: int, seeds: int,
+                    rulesets: tuple[str, ...] = ("default",),
+                    hardware: tuple[str, ...] = ("cpu:synthetic|threads=1",)) -> int:
+    """Write problems x solvers x seeds x rulesets records (seeds spread over ``hardware``);
+    returns the number written. Solver k is ``2**(k/4)`` times slower than solver 0."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    count = 0
+    for p in range(problems):
+        difficulty = math.exp(rng.normal(0.0, 0.5))
+        for s in range(solvers):
+            for ruleset in rulesets:
+                for seed in range(seeds):
+                    record = synthetic_record(
+                        f"problem-{p:02d}", f"solver-{s:02d}", seed,
+                        speed=2.0 / difficulty / 2 ** (s / 4), ruleset=ruleset,
+                        hardware_class=hardware[seed % len(hardware)], rng=rng)
+                    write_record(directory, record)
+                    count += 1
+    return count

