@@ -12,8 +12,9 @@ __all__ = [
 ]
 
 
-def load_results(directory, **kwargs):
-    """Run records under ``directory`` as a pandas DataFrame (see bilevel_bench.results)."""
+def load_results(*directories, **kwargs):
+    """Run records under the directories as a pandas DataFrame, one row per run
+    (see :func:`bilevel_bench.results.load_results`; imported lazily to keep start-up light)."""
     from bilevel_bench.results import load_results as _load
 
-    return _load(directory, **kwargs)
+    return _load(*directories, **kwargs)

@@ -45,6 +45,7 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None) 
         limit = int(memory_limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    conn.send(("ready", None))  # start-up (imports) does not count against a run's timeout
     while True:
         task = conn.recv()
         if task is None:
@@ -69,6 +70,7 @@ class _Worker:
                 else:
                     os.environ[key] = value
         child.close()
+        self.ready = False
         self.task: RunTask | None = None
         self.header: dict | None = None
         self.trace: list[dict] = []
@@ -85,7 +87,8 @@ class _Worker:
         """A record from what the worker streamed before it stopped answering."""
         assert self.task is not None
         header = self.header or record_header(self.task)
-        error = {"type": status.capitalize(), "message": message, "traceback": ""}
+        kind = {"timeout": "Timeout", "oom": "OutOfMemory"}.get(status, "WorkerDied")
+        error = {"type": kind, "message": message, "traceback": ""}
         return finish_record(header, self.trace, status, error, time.monotonic() - self.started)
 
     def stop(self, force: bool = False) -> None:
@@ -119,10 +122,13 @@ class LocalPool:
         try:
             while queue or any(w.task is not None for w in pool):
                 for worker in pool:
-                    if worker.task is None and queue:
+                    if worker.ready and worker.task is None and queue:
                         worker.submit(queue.pop())
-                busy = [w for w in pool if w.task is not None]
-                ready = wait([w.conn for w in busy], timeout=0.2)
+                ready = wait([w.conn for w in pool if w.task is not None or not w.ready],
+                             timeout=0.2)
+                for worker in pool:
+                    if not worker.ready and worker.conn in ready:
+                        self._await_ready(worker)
                 for i, worker in enumerate(pool):
                     if worker.task is None:
                         continue
@@ -147,6 +153,16 @@ class LocalPool:
         finally:
             for worker in pool:
                 worker.stop(force=worker.task is not None)
+
+    @staticmethod
+    def _await_ready(worker: _Worker) -> None:
+        try:
+            kind, _ = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise RuntimeError(
+                f"a worker process failed to start (exit code {worker.process.exitcode}); "
+                "run with --backend inline to see the error") from exc
+        worker.ready = kind == "ready"
 
     def _receive(self, worker: _Worker) -> dict[str, Any] | None:
         """Handle one message; returns the finished record, or None if the run goes on."""

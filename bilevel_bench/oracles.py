@@ -158,10 +158,11 @@ class Oracles:
         else:
             touched = int(batch.numel())
             weight = touched / n
-        if counter.active:
-            counter._pending = None
-            counter.counts[f"{level}_value"] += weight
-            counter.samples += touched
+        if not counter.active:
+            return fn(x, y, batch)
+        counter._pending = None
+        counter.counts[f"{level}_value"] += weight
+        counter.samples += touched
         if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
             return fn(x, y, batch)
         site = _Site(counter, level, weight)

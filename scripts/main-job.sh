@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job: run the reference solvers on the default suite, then show where results are.
+# Environment knobs: MAIN_JOB_SUITE (default toys), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
+# MAIN_JOB_BUDGET_SECONDS (instance default), MAIN_JOB_RESULTS (results), VENV (.venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+BB="$VENV/bin/bilevel-bench"
+[ -x "$BB" ] || BB=bilevel-bench
+SUITE=${MAIN_JOB_SUITE:-toys}
+RESULTS=${MAIN_JOB_RESULTS:-results}
+args=(run --suite "$SUITE" --seeds "${MAIN_JOB_SEEDS:-3}" --workers "${MAIN_JOB_WORKERS:-2}"
+      --results "$RESULTS")
+[ -n "${MAIN_JOB_BUDGET_SECONDS:-}" ] && args+=(--budget-seconds "$MAIN_JOB_BUDGET_SECONDS")
+"$BB" "${args[@]}"

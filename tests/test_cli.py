@@ -1,0 +1,107 @@
+"""The command line: listing, running, showing, checking plugins, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bilevel_bench.cli import main
+from conftest import plugin
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list(capsys):
+    code, out, _ = cli(capsys, "list", "problems")
+    assert code == 0 and "vpbgd-toy" in out and "quadratic-small" in out
+    code, out, _ = cli(capsys, "list", "suites")
+    assert code == 0 and out.startswith("") and "toys" in out
+    code, out, _ = cli(capsys, "list", "solvers")
+    assert code == 0 and "aid-cg" in out and "arXiv:2010.07962" in out
+
+
+def test_run_show_and_resume(capsys, results_dir):
+    args = ["run", "--problem", "pbgd-free-counterexample", "--solver", "aid-cg", "--seeds", "2",
+            "--budget-seconds", "2", "--results", str(results_dir)]
+    code, out, _ = cli(capsys, *args)
+    assert code == 0
+    assert "aid-cg" in out and "success_rate" in out and f"results: {results_dir}" in out
+    assert len(list(results_dir.glob("*.json"))) == 2
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and "2 run(s) were already recorded" in out
+    (results_dir / "broken.json").write_text("{")
+    code, out, _ = cli(capsys, "show", str(results_dir))
+    assert code == 0 and "pbgd-free-counterexample" in out and "skipped" in out
+
+
+def test_run_with_hyperparameters_inline(capsys, results_dir):
+    code, out, _ = cli(capsys, "run", "--problem", "quadratic-small", "--solver", "aid-cg",
+                       "--seeds", "1", "--hp", "cg_steps=3", "--budget-iterations", "5",
+                       "--backend", "inline", "--results", str(results_dir))
+    assert code == 0
+    record = json.loads(next(results_dir.glob("*.json")).read_text())
+    assert record["solver"]["hyperparameters"]["cg_steps"] == 3
+    assert record["summary"]["iterations"] == 5 and record["status"] == "budget"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--problem", "vpbgd-tyo", "--solver", "aid-cg"], "Did you mean 'vpbgd-toy'"),
+    (["run", "--problem", "vpbgd-toy", "--solver", "aid_cg"], "Did you mean 'aid-cg'"),
+    (["run", "--suite", "tyos"], "Did you mean 'toys'"),
+    (["run", "--problem", "blocc-toy1", "--solver", "aid-cg"], "nothing to run"),
+    (["run", "--problem", "vpbgd-toy", "--solver", "aid-cg", "--hp", "outer_lrr=1"],
+     "did you mean 'outer_lr'"),
+    (["run", "--problem", "vpbgd-toy", "--solver", "aid-cg", "--hp", "nonsense"], "KEY=VALUE"),
+    (["run", "--problem", "vpbgd-toy", "--solver", "missing.py:Solver"], "does not exist"),
+    (["run", "--problem", "vpbgd-toy", "--solver", plugin("NoSuchClass")], "has no attribute"),
+    (["run", "--problem", "vpbgd-toy", "--solver", plugin("MissingMethods")],
+     "breaks the plugin contract"),
+    (["run", "--problem", "vpbgd-toy", "--solver", plugin("NotASolver")], "not a subclass"),
+])
+def test_bad_input_gives_a_clear_error(capsys, args, message, tmp_path):
+    code, _, err = cli(capsys, *args, "--results", str(tmp_path / "r"))
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_unwritable_results_directory(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli(capsys, "run", "--problem", "vpbgd-toy", "--solver", "aid-cg",
+                       "--results", str(tmp_path / "file" / "sub"))
+    assert code == 2 and "not writable" in err
+
+
+def test_check_solver_passes_the_reference_solvers(capsys):
+    code, out, _ = cli(capsys, "check-solver", "aid-cg")
+    assert code == 0 and "0 failed" in out
+    code, out, _ = cli(capsys, "check-solver", plugin("GoodSolver"))
+    assert code == 0 and "FAIL" not in out
+
+
+@pytest.mark.parametrize(("name", "failure"), [
+    ("NondeterministicSolver", "same seed, different iterates"),
+    ("EvalPeekingSolver", "called problem.evaluate"),
+    ("MutatingSolver", "modified in place"),
+    ("WrongShapeSolver", "expects (10,)"),
+    ("MissingMethods", "method `step` is not implemented"),
+    ("NotASolver", "not a subclass"),
+    ("NaNSolver", "not finite"),
+])
+def test_check_solver_catches_contract_violations(capsys, name, failure):
+    code, out, _ = cli(capsys, "check-solver", plugin(name))
+    assert code == 1 and failure in out
+
+
+def test_readme_plugin_example_passes_the_check_and_runs(capsys, results_dir):
+    spec = f"{Path(__file__).parents[1] / 'examples' / 'my_solver.py'}:FirstOrderITD"
+    code, out, _ = cli(capsys, "check-solver", spec)
+    assert code == 0 and "0 failed" in out
+    code, out, _ = cli(capsys, "run", "--problem", "bome-toy", "--solver", spec, "--seeds", "1",
+                       "--budget-iterations", "50", "--backend", "inline",
+                       "--results", str(results_dir))
+    assert code == 0 and "fo-itd" in out

@@ -1,0 +1,161 @@
+"""The runner and the executors: statuses, fault isolation, streamed traces, records, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from bilevel_bench import load_results
+from bilevel_bench.errors import ResultsError
+from bilevel_bench.executors import LocalPool
+from bilevel_bench.matrix import plan, run_matrix
+from bilevel_bench.problem import Budget
+from bilevel_bench.results import iter_records, validate_record, write_record
+from bilevel_bench.runner import RunTask, execute
+from conftest import plugin
+
+FAST = Budget(seconds=5.0, iterations=300)
+
+
+def run(solver: str, problem: str = "quadratic-small", **kw) -> dict:
+    return execute(RunTask(problem=problem, solver=solver, budget=kw.pop("budget", FAST), **kw))
+
+
+def test_converged_record_is_complete_and_self_describing():
+    record = run("aid-cg", "pbgd-free-counterexample")
+    assert validate_record(record) == []
+    assert record["status"] == "converged" and record["error"] is None
+    s = record["summary"]
+    assert s["converged"] and s["time_to_target"] > 0 and s["oracles_to_target"] > 0
+    # the first checkpoint that meets the target defines time-to-target
+    hit = next(r for r in record["trace"] if r["metrics"]["ul_gap"] <= record["problem"]["target"])
+    assert hit["time"] == s["time_to_target"] and hit["iteration"] == s["iterations_to_target"]
+    iterations = [r["iteration"] for r in record["trace"]]
+    assert iterations[0] == 0 and iterations == sorted(set(iterations))
+    times = [r["time"] for r in record["trace"]]
+    assert times == sorted(times)
+    assert record["problem"]["version"] == "1" and record["problem"]["target"] == 1e-3
+    assert len(record["solver"]["source_sha256"]) == 64
+    assert record["solver"]["hyperparameters"]["cg_steps"] == 10  # defaults recorded
+    assert record["versions"]["torch"] and record["hardware"]["class"]
+    assert json.loads(json.dumps(record)) == record  # plain JSON
+
+
+def test_checkpoints_are_log_spaced():
+    record = run("v-pbgd", budget=Budget(seconds=None, iterations=500),
+                 hyperparameters={"inner_steps": 1})
+    assert record["status"] == "budget" and record["summary"]["iterations"] == 500
+    iterations = [r["iteration"] for r in record["trace"]]
+    assert iterations[-1] == 500  # the final state is always evaluated
+    assert {1, 2, 3, 10} <= set(iterations)
+    # 20 per decade in iterations plus 20 per decade of solver time, not one per step
+    decades = math.log10(500) + math.log10(record["summary"]["solver_time"] / 1e-3)
+    assert len(iterations) <= 20 * decades + 3 < 500
+
+
+def test_oracle_budget_stops_the_run():
+    record = run("aid-cg", budget=Budget(seconds=None, oracle_cost=500, iterations=None))
+    assert record["status"] == "budget"
+    assert 500 <= record["summary"]["oracle_cost"] < 600  # at most one step past the budget
+
+
+def test_diverged():
+    record = run(plugin("NaNSolver"))
+    assert record["status"] == "diverged" and "non-finite" in record["error"]["message"]
+
+
+def test_exception_in_step_keeps_the_trace():
+    record = run(plugin("RaisingSolver"))
+    assert record["status"] == "error"
+    assert "deliberate failure" in record["error"]["traceback"]
+    assert record["trace"] and record["trace"][0]["iteration"] == 0
+
+
+def test_wrong_shape_is_a_clear_error():
+    record = run(plugin("WrongShapeSolver"))
+    assert record["status"] == "error"
+    assert "shape (11,)" in record["error"]["message"] and "expects (10,)" in \
+        record["error"]["message"]
+
+
+def test_memory_exhaustion_is_out_of_memory():
+    record = run(plugin("MemoryHogSolver"))
+    assert record["status"] == "oom"
+
+
+def test_data_mutation_is_detected():
+    record = run(plugin("MutatingSolver"), budget=Budget(iterations=3))
+    assert record["status"] == "error" and "modified problem data" in record["error"]["message"]
+
+
+def test_incompatible_or_unknown_inputs_become_error_records():
+    record = run("aid-cg", "blocc-toy1")
+    assert record["status"] == "error" and "coupled_constraints" in record["error"]["message"]
+    record = run("aid-cg", hyperparameters={"outer_lrr": 0.1})
+    assert "did you mean 'outer_lr'" in record["error"]["message"]
+
+
+def test_pool_survives_hangs_crashes_and_keeps_partial_traces(results_dir):
+    tasks = [
+        RunTask("quadratic-small", plugin("HangingSolver"), timeout=4.0, budget=FAST),
+        RunTask("quadratic-small", plugin("KilledSolver"), budget=FAST),
+        RunTask("pbgd-free-counterexample", "aid-cg", budget=FAST),
+    ]
+    seen = []
+    run_matrix(tasks, results_dir, LocalPool(workers=2), on_record=lambda r, p: seen.append(r))
+    by_solver = {r["solver"]["name"]: r for r in seen}
+    hang, killed, good = by_solver["hanging"], by_solver["killed"], by_solver["aid-cg"]
+    assert hang["status"] == "timeout" and "hard timeout" in hang["error"]["message"]
+    assert [r["iteration"] for r in hang["trace"]][:2] == [0, 1]  # streamed before the kill
+    assert hang["problem"]["version"] == "1"  # the header arrived before the hang
+    assert killed["status"] == "oom" and "SIGKILL" in killed["error"]["message"]
+    assert killed["trace"] and good["status"] == "converged"
+    assert len(list(results_dir.glob("*.json"))) == 3
+    assert all(validate_record(r) == [] for r in seen)
+
+
+def test_resume_skips_recorded_runs_and_records_merge_by_copying(tmp_path):
+    the_plan = plan(["pbgd-free-counterexample"], ["aid-cg"], [0, 1],
+                    budget={"seconds": 2.0})
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_matrix(the_plan.tasks, first, LocalPool(workers=1)) == []
+    again = run_matrix(the_plan.tasks, first, LocalPool(workers=1))
+    assert sorted(again) == sorted(t.run_id() for t in the_plan.tasks)
+    shutil.copytree(first, second)
+    frame = load_results(first, second)
+    assert len(frame) == 4 and set(frame["seed"]) == {0, 1}
+
+
+def test_incompatible_combinations_are_skipped_by_capability():
+    the_plan = plan(["blocc-toy1", "vpbgd-toy"], ["aid-cg"], [0])
+    assert [t.problem for t in the_plan.tasks] == ["vpbgd-toy"]
+    assert the_plan.skipped[0][:2] == ("blocc-toy1", "aid-cg")
+
+
+def test_unwritable_results_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    the_plan = plan(["vpbgd-toy"], ["aid-cg"], [0])
+    with pytest.raises(ResultsError, match="not writable"):
+        run_matrix(the_plan.tasks, blocker / "results", LocalPool())
+
+
+def test_loader_reports_corrupt_and_foreign_files(tmp_path):
+    record = run("aid-cg", "pbgd-free-counterexample")
+    write_record(tmp_path, record)
+    (tmp_path / "corrupt.json").write_text('{"schema": "bilevel-bench/run-rec')
+    (tmp_path / "foreign.json").write_text('{"hello": "world"}')
+    newer = dict(record, schema_version=99, run_id="x")
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    with pytest.warns(UserWarning, match="skipped 3"):
+        frame = load_results(tmp_path)
+    assert len(frame) == 1 and frame.loc[0, "status"] == "converged"
+    reasons = dict((p.rsplit("/", 1)[-1], r) for p, r in frame.attrs["skipped"])
+    assert "unreadable JSON" in reasons["corrupt.json"]
+    assert "not a bilevel-bench run record" in reasons["foreign.json"]
+    assert "unsupported schema_version 99" in reasons["newer.json"]
+    assert sum(1 for _, rec, _ in iter_records(tmp_path) if rec) == 1
+    assert math.isfinite(frame.loc[0, "final_ul_gap"])
