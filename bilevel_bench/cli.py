@@ -6,6 +6,7 @@
                       [--results DIR] [--workers W] [--hp KEY=VALUE ...]
     bilevel-bench show DIR
     bilevel-bench check-solver NAME|path/to/file.py:ClassName
+    bilevel-bench leaderboard RESULTS_DIR... -o SITE_DIR [--bootstrap B] [--seed S]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from bilevel_bench import registry
 from bilevel_bench.errors import BenchError
 
-SUMMARY_COLUMNS = ["problem", "solver", "runs", "success_rate", "median_time_to_target",
+SUMMARY_COLUMNS = ["problem", "solver", "ruleset", "runs", "success_rate", "median_time_to_target",
                    "median_oracles_to_target", "median_final_primary", "statuses"]
 
 
@@ -65,11 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per worker")
     p.add_argument("--memory-limit-gb", type=float, help="address-space limit per worker (CPU)")
-    p.add_argument("--backend", default="local", choices=["local", "inline"],
-                   help="local worker processes (default) or inline (no isolation)")
+    p.add_argument("--backend", default="local", choices=["local", "inline", "dask"],
+                   help="local worker processes (default), inline (no isolation), or dask")
+    p.add_argument("--address", help="dask: scheduler address (default: a local cluster)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="hyperparameter override (repeatable)")
     p.add_argument("--no-resume", action="store_true", help="re-run runs already recorded")
+    p.add_argument("--ruleset", default="default", choices=["default", "tuned"],
+                   help="default hyperparameters, or tuned per instance on tuning seeds")
+    p.add_argument("--trials", type=int, default=8, help="tuned: configurations per instance")
+    p.add_argument("--tuning-seeds", type=int, default=2, help="tuned: seeds per configuration")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="summarise the run records in a directory")
@@ -79,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-solver", help="check a solver plugin against the contract")
     p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
     p.set_defaults(func=cmd_check_solver)
+
+    p = sub.add_parser("leaderboard", help="build the static HTML leaderboard from run records")
+    p.add_argument("results", nargs="+", help="folders of run records (searched recursively)")
+    p.add_argument("-o", "--output", default="site", help="site folder (default ./site)")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap replicates for the intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--title", default="bilevel_bench leaderboard", help="site title")
+    p.add_argument("--no-suites", action="store_true",
+                   help="rank all recorded problems together, without the registry's suites")
+    p.set_defaults(func=cmd_leaderboard)
     return parser
 
 
@@ -118,10 +135,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from bilevel_bench.executors import make_executor
-    from bilevel_bench.matrix import plan, run_matrix
+    from bilevel_bench.matrix import plan
     from bilevel_bench.results import ensure_writable, load_results
 
     problems = registry.get_suite(args.suite) if args.suite else args.problem
@@ -142,27 +157,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not the_plan.tasks:
         raise ValueError("nothing to run: no solver given can handle the problems given")
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
-                             memory_limit_gb=args.memory_limit_gb)
-    bar = tqdm(total=len(the_plan.tasks), unit="run", dynamic_ncols=True, file=sys.stderr)
+                             memory_limit_gb=args.memory_limit_gb, address=args.address)
+    tasks = the_plan.tasks
+    if args.ruleset == "tuned":
+        if hyper:
+            raise ValueError("--hp and --ruleset tuned exclude each other")
+        from bilevel_bench import tuning
+
+        trials = tuning.tuning_tasks(tasks, args.trials, args.tuning_seeds)
+        print(f"tuning: {args.trials} configurations x {args.tuning_seeds} tuning seeds per "
+              f"(problem, solver), {len(trials)} runs in {results / 'tuning'}")
+        _run_with_progress(trials, results / "tuning", executor, not args.no_resume)
+        tasks = tuning.select(results / "tuning", tasks, args.trials, args.tuning_seeds)
+    _run_with_progress(tasks, results, executor, not args.no_resume)
+    ids = {task.run_id() for task in tasks}
+    frame = load_results(results, warn=False)
+    frame = frame[frame["run_id"].isin(ids)] if not frame.empty else frame
+    print_summary(frame)
+    print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
+    return 0
+
+
+def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool) -> None:
+    from tqdm import tqdm
+
+    from bilevel_bench.matrix import run_matrix
+
+    bar = tqdm(total=len(tasks), unit="run", dynamic_ncols=True, file=sys.stderr)
 
     def progress(record: dict, path: Path) -> None:
         bar.set_postfix_str(f"{record['problem']['name']} / {record['solver']['name']}: "
                             f"{record['status']}")
         bar.update()
 
-    recorded = run_matrix(the_plan.tasks, results, executor, resume=not args.no_resume,
-                          on_record=progress)
+    recorded = run_matrix(tasks, directory, executor, resume=resume, on_record=progress)
     bar.update(len(recorded))
     bar.close()
     if recorded:
         print(f"{len(recorded)} run(s) were already recorded and were skipped "
               "(--no-resume re-runs them)")
-    ids = {task.run_id() for task in the_plan.tasks}
-    frame = load_results(results, warn=False)
-    frame = frame[frame["run_id"].isin(ids)] if not frame.empty else frame
-    print_summary(frame)
-    print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
-    return 0
 
 
 def print_summary(frame) -> None:
@@ -196,6 +229,16 @@ def cmd_check_solver(args: argparse.Namespace) -> int:
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bilevel_bench.leaderboard.build import build_site
+
+    suites = None if args.no_suites else registry.suites()
+    index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
+                       seed=args.seed, title=args.title)
+    print(index.resolve())
+    return 0
 
 
 if __name__ == "__main__":

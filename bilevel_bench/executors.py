@@ -1,4 +1,4 @@
-"""Where runs execute: in this process, or in a pool of local worker processes.
+"""Where runs execute: in this process, in a pool of local worker processes, or on a Dask cluster.
 
 A run is a pure task (:class:`~bilevel_bench.runner.RunTask`) -> record, so every executor has
 one method, ``map(tasks, on_record)``, that calls ``on_record(record)`` as each run finishes.
@@ -187,11 +187,63 @@ class LocalPool:
         return None
 
 
+def _run_isolated(task: RunTask, threads: int, memory_limit_gb: float | None) -> dict:
+    """Run one task in a fresh child process of the calling process (used on Dask workers)."""
+    records: list[dict] = []
+    LocalPool(workers=1, threads=threads, memory_limit_gb=memory_limit_gb).map(
+        [task], records.append)
+    return records[0]
+
+
+class DaskExecutor:
+    """Runs each task on a Dask cluster (``address`` of a scheduler, or a local cluster of
+    ``workers`` processes when ``address`` is None). On the Dask worker every run still lives in
+    its own child process with the hard timeout of :class:`LocalPool`, and records are written
+    on the client side. Start remote workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False``
+    (daemonic processes may not start the run's child process) and ``--nthreads 1``.
+    """
+
+    def __init__(self, address: str | None = None, workers: int = 1, threads: int = 1,
+                 memory_limit_gb: float | None = None) -> None:
+        try:
+            import dask
+            from distributed import Client
+        except ImportError as exc:
+            raise ValueError("the dask backend needs `pip install 'bilevel-bench[dask]'`") from exc
+        self.threads, self.memory_limit_gb = threads, memory_limit_gb
+        if address is None:
+            from distributed import LocalCluster
+
+            with dask.config.set({"distributed.worker.daemon": False}):
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                            processes=True, dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.cluster = None
+            self.client = Client(address)
+
+    def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
+        from distributed import as_completed
+
+        futures = [self.client.submit(_run_isolated, task, self.threads, self.memory_limit_gb,
+                                      pure=False) for task in tasks]
+        for future in as_completed(futures):
+            on_record(future.result())
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
 def make_executor(backend: str = "local", workers: int = 1, threads: int = 1,
-                  memory_limit_gb: float | None = None) -> Any:
-    """An executor by name: ``inline`` or ``local`` (default)."""
+                  memory_limit_gb: float | None = None, address: str | None = None) -> Any:
+    """An executor by name: ``inline``, ``local`` (default) or ``dask``."""
     if backend == "inline":
         return InlineExecutor()
     if backend == "local":
         return LocalPool(workers=workers, threads=threads, memory_limit_gb=memory_limit_gb)
-    raise ValueError(f"unknown backend {backend!r}: choose inline or local")
+    if backend == "dask":
+        return DaskExecutor(address=address, workers=workers, threads=threads,
+                            memory_limit_gb=memory_limit_gb)
+    raise ValueError(f"unknown backend {backend!r}: choose inline, local or dask")

@@ -1,0 +1,93 @@
+"""Tuning rulesets in the AlgoPerf sense (arXiv:2306.07179).
+
+* ``default``: the solver's own defaults, one configuration for every problem.
+* ``tuned``: per problem instance, a fixed number of trials drawn from the solver's declared
+  search space (trial 0 is the defaults; the draws are seeded by problem, solver and trial), each
+  run on *tuning seeds* that are disjoint from the evaluation seeds. The configuration chosen is
+  the best by (success rate, median time-to-target, median final primary metric) on the tuning
+  runs; the primary metric is the instance's optimisation target (e.g. the UL gap or the
+  validation loss), never a test metric. The chosen configuration is then run on the evaluation
+  seeds with ``ruleset = "tuned"``.
+
+Tuning runs are ordinary records with ``ruleset = "tuning"`` in the ``tuning/`` subdirectory of
+the results; the leaderboard does not rank them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bilevel_bench import registry
+from bilevel_bench.results import iter_records
+from bilevel_bench.runner import RunTask
+
+TUNING_SEED_OFFSET = 10_000  # tuning seeds never coincide with evaluation seeds
+
+
+def trial_configurations(solver: str, problem: str, trials: int) -> list[dict[str, Any]]:
+    """``trials`` configurations: the defaults, then seeded draws from the search space."""
+    cls = registry.get_solver(solver)
+    configs = [cls.defaults()]
+    for trial in range(1, trials):
+        digest = hashlib.sha256(f"{problem}|{cls.name}|{trial}".encode()).digest()
+        configs.append(cls.sample_hyperparameters(random.Random(digest)))
+    return configs
+
+
+def tuning_tasks(tasks: Sequence[RunTask], trials: int, tuning_seeds: int) -> list[RunTask]:
+    """The tuning runs for every (problem, solver) among ``tasks``."""
+    pairs = sorted({(t.problem, t.solver): t for t in tasks}.items())
+    out = []
+    for (problem, solver), template in pairs:
+        for config in trial_configurations(solver, problem, trials):
+            for k in range(tuning_seeds):
+                out.append(replace(template, seed=TUNING_SEED_OFFSET + k,
+                                   hyperparameters=config, ruleset="tuning"))
+    return out
+
+
+def _score(records: list[dict]) -> tuple[float, float, float]:
+    """Lower is better: (-success rate, median time-to-target, median final primary)."""
+    times = [r["summary"]["time_to_target"] for r in records if r["summary"].get("converged")]
+    finals = []
+    for r in records:
+        value = r["summary"].get("final", {}).get(r["problem"]["primary_metric"], math.nan)
+        sign = -1.0 if r["problem"].get("higher_is_better") else 1.0
+        finals.append(sign * value if math.isfinite(value) else math.inf)
+    return (-len(times) / len(records), statistics.median(times) if times else math.inf,
+            statistics.median(finals) if finals else math.inf)
+
+
+def select(tuning_dir: str | Path, tasks: Sequence[RunTask], trials: int,
+           tuning_seeds: int) -> list[RunTask]:
+    """Evaluation tasks with ``ruleset = "tuned"`` and the best configuration found by the
+    tuning runs of :func:`tuning_tasks` (same ``trials`` and ``tuning_seeds``) recorded in
+    ``tuning_dir``. Pairs with no tuning record are left out."""
+    by_config: dict[tuple[str, str, str], list[dict]] = {}
+    wanted = {t.run_id(): t for t in tuning_tasks(tasks, trials, tuning_seeds)}
+    for _path, record, _ in iter_records(tuning_dir):
+        if record is None or record["run_id"] not in wanted:
+            continue
+        task = wanted[record["run_id"]]
+        key = (task.problem, task.solver, repr(sorted(task.hyperparameters.items())))
+        by_config.setdefault(key, []).append(record)
+    best: dict[tuple[str, str], tuple[tuple, dict]] = {}
+    for (problem, solver, _), records in by_config.items():
+        score = _score(records)
+        config = wanted[records[0]["run_id"]].hyperparameters
+        if (problem, solver) not in best or score < best[(problem, solver)][0]:
+            best[(problem, solver)] = (score, config)
+    tuned = []
+    for task in tasks:
+        if (task.problem, task.solver) in best:
+            tuned.append(replace(task, hyperparameters=best[(task.problem, task.solver)][1],
+                                 ruleset="tuned"))
+    return tuned
+
