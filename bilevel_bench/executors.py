@@ -29,7 +29,13 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class InlineExecutor:
-    """Runs tasks one after the other in this process (no hard timeout): for debugging."""
+    """Runs tasks one after the other in this process (no isolation, no hard timeout): for
+    debugging. Pins this process's threads like a worker's."""
+
+    def __init__(self, threads: int = 1) -> None:
+        from bilevel_bench.provenance import pin_threads
+
+        pin_threads(threads)
 
     def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
         for task in tasks:
@@ -240,7 +246,7 @@ def make_executor(backend: str = "local", workers: int = 1, threads: int = 1,
                   memory_limit_gb: float | None = None, address: str | None = None) -> Any:
     """An executor by name: ``inline``, ``local`` (default) or ``dask``."""
     if backend == "inline":
-        return InlineExecutor()
+        return InlineExecutor(threads=threads)
     if backend == "local":
         return LocalPool(workers=workers, threads=threads, memory_limit_gb=memory_limit_gb)
     if backend == "dask":

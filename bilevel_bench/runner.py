@@ -182,7 +182,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text.lower() or "can't allocate memory" in text
 
 
-def prepare(task: RunTask) -> tuple[BilevelProblem, type[Solver]]:
+def prepare(task: RunTask) -> tuple[registry.ProblemEntry, BilevelProblem, type[Solver]]:
     """Resolve and check a task before running it: names, compatibility, hyperparameters."""
     entry = registry.get_problem(task.problem)
     cls = registry.get_solver(task.solver)
@@ -192,7 +192,7 @@ def prepare(task: RunTask) -> tuple[BilevelProblem, type[Solver]]:
     if reason:
         raise ValueError(f"solver {cls.name!r} cannot run {task.problem!r}: it {reason}")
     cls(**task.hyperparameters)  # validates names early, with suggestions
-    return problem, cls
+    return entry, problem, cls
 
 
 def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
@@ -205,11 +205,10 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
     trace: list[dict] = []
     evaluation_time = 0.0
     try:
-        problem, cls = prepare(task)
+        entry, problem, cls = prepare(task)
     except Exception as exc:
         return finish_record(header, trace, "error", error_info(exc),
                              time.perf_counter() - started)
-    entry = registry.get_problem(task.problem)
     header["problem"] = {**problem.describe(), "target": entry.instance.target,
                          "formulation": problem.formulation}
     header["solver"] = describe_solver(cls, task.solver, task.hyperparameters)
