@@ -132,7 +132,7 @@ def instance_ranks(costs: np.ndarray) -> np.ndarray:
 
 
 def mean_ranks(costs: np.ndarray) -> np.ndarray:
-    """Mean over instances of :func:`instance_ranks`: (..., instances, solvers) -> (..., solvers)."""
+    """Mean over instances of :func:`instance_ranks`: (..., P, S) -> (..., S)."""
     return instance_ranks(costs).mean(axis=-2)
 
 
@@ -199,20 +199,22 @@ def cost_cube(frame: pd.DataFrame, clock: str,
     return CostCube(instances, solvers, runs, counts)
 
 
-def nan_quantile(values: np.ndarray, q: float, axis: int = -1) -> np.ndarray:
-    """The ``q`` quantile along ``axis`` ignoring NaN (linear interpolation, as numpy's
+def nan_quantile(values: np.ndarray, q: float | Sequence[float], axis: int = -1) -> np.ndarray:
+    """The ``q`` quantile(s) along ``axis`` ignoring NaN (linear interpolation, as numpy's
     default), inf-aware (``+inf`` samples count as the largest values), NaN where a slice has no
-    value. Vectorised: one sort instead of numpy's per-slice ``nanquantile`` loop."""
+    value; a sequence ``q`` stacks the results on a new first axis. Vectorised: one sort instead
+    of numpy's per-slice ``nanquantile`` loop."""
     ordered = np.moveaxis(np.sort(values, axis=axis), axis, -1)  # NaN sorts last
     n = (~np.isnan(ordered)).sum(axis=-1)
-    pos = q * np.maximum(n - 1, 0)
-    below = np.floor(pos).astype(int)[..., None]
-    above = np.ceil(pos).astype(int)[..., None]
-    low = np.take_along_axis(ordered, below, axis=-1)[..., 0]
-    high = np.take_along_axis(ordered, above, axis=-1)[..., 0]
-    with np.errstate(invalid="ignore"):
-        out = np.where(low == high, low, low + (high - low) * (pos - np.floor(pos)))
-    return np.where(n > 0, out, np.nan)
+    out = []
+    for level in np.atleast_1d(q):
+        pos = level * np.maximum(n - 1, 0)
+        low = np.take_along_axis(ordered, np.floor(pos).astype(int)[..., None], axis=-1)[..., 0]
+        high = np.take_along_axis(ordered, np.ceil(pos).astype(int)[..., None], axis=-1)[..., 0]
+        with np.errstate(invalid="ignore"):
+            value = np.where(low == high, low, low + (high - low) * (pos - np.floor(pos)))
+        out.append(np.where(n > 0, value, np.nan))
+    return np.stack(out) if np.ndim(q) else out[0]
 
 
 def _padded_median(runs: np.ndarray, counts: np.ndarray) -> np.ndarray:

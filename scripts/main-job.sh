@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: run the reference solvers on the default suite, then show where results are.
+# The main job: run the reference solvers on the default suite, then build the leaderboard.
 # Environment knobs: MAIN_JOB_SUITE (default toys), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
-# MAIN_JOB_BUDGET_SECONDS (instance default), MAIN_JOB_RESULTS (results), VENV (.venv).
+# MAIN_JOB_BUDGET_SECONDS (instance default), MAIN_JOB_RESULTS (results),
+# MAIN_JOB_SITE (leaderboard/site), VENV (.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -13,3 +14,5 @@ args=(run --suite "$SUITE" --seeds "${MAIN_JOB_SEEDS:-3}" --workers "${MAIN_JOB_
       --results "$RESULTS")
 [ -n "${MAIN_JOB_BUDGET_SECONDS:-}" ] && args+=(--budget-seconds "$MAIN_JOB_BUDGET_SECONDS")
 "$BB" "${args[@]}"
+# ... and ends by building the static leaderboard from those records (prints its index path).
+"$BB" leaderboard "$RESULTS" -o "${MAIN_JOB_SITE:-leaderboard/site}"

@@ -25,7 +25,7 @@ import hashlib
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -51,6 +51,9 @@ from bilevel_bench.metrics import (
 )
 
 ALL = "all"
+#: rulesets of runs that are never ranked nor tabulated per problem: the trials of the ``tuned``
+#: ruleset (see :mod:`bilevel_bench.tuning`); their configurations show on the solver pages
+UNRANKED = ("tuning",)
 CLOCK_LABELS = {"time": "wall time (solver seconds)", "oracles": "oracle calls (oracle cost)"}
 
 
@@ -82,6 +85,7 @@ class View:
     plot: Markup
     instances: int
     solvers: int
+    coverage: str = ""
 
     @property
     def href(self) -> str:
@@ -105,14 +109,18 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     ``asv_results`` is the hook for asv timings (another issue); it must be None for now."""
     if asv_results is not None:
         raise NotImplementedError("asv result files are not read yet: pass asv_results=None")
-    data = collect(inputs)
+    everything = collect(inputs)
+    hidden = everything.frame["ruleset"].isin(UNRANKED) if len(everything.frame) else []
+    data = replace(everything, frame=everything.frame[~hidden].reset_index(drop=True)
+                   if len(everything.frame) else everything.frame)
     out = _prepare(Path(output))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("bilevel_bench.leaderboard", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     common = {"site_title": title, "built": stamp, "version": __version__,
-              "records": len(data.frame), "skipped_count": len(data.skipped), "tau_max": tau_max}
+              "records": len(everything.frame), "skipped_count": len(data.skipped),
+              "tau_max": tau_max, "unranked": int(sum(hidden)), "unranked_rulesets": UNRANKED}
     tables: list[Table] = []
 
     def page(name: str, template: str, **context: Any) -> None:
@@ -127,7 +135,7 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     for name, context in _problem_pages(data, instances):
         tables += context["tables"]
         page(problem_href(name), "problem.html.j2", page_title=name, **context)
-    for name, context in _solver_pages(data, instances):
+    for name, context in _solver_pages(everything, instances):
         tables += context["tables"]
         page(solver_href(name), "solver.html.j2", page_title=name, **context)
     skipped = Table("skipped", "Skipped files", [Column("path", "File"),
@@ -172,15 +180,23 @@ def _views(data: Collection, suites: Mapping[str, Sequence[str]] | None, n_boot:
     newest = {p: max(g.unique(), key=version_key)
               for p, g in frame.groupby("problem")["problem_version"]}
     ranked = frame[frame["problem_version"] == frame["problem"].map(newest)]
-    recorded = set(newest)
-    members = {name: [p for p in probs if p in recorded] for name, probs in (suites or {}).items()}
-    members = {name: probs for name, probs in members.items() if probs}
-    if not any(set(p) == recorded for p in members.values()):
-        members[ALL] = sorted(recorded)
+    # suites with the same recorded instances are one ranking ("core = full"); ``all`` ranks
+    # every recorded problem unless a suite already does; the broadest ranking comes first
+    names: dict[tuple[str, ...], list[str]] = {}
+    for name, problems in (suites or {}).items():
+        present = tuple(sorted(p for p in set(problems) if p in newest))
+        if present:
+            names.setdefault(present, []).append(name)
+    names.setdefault(tuple(sorted(newest)), [ALL])
+    sizes = {name: len(set(problems)) for name, problems in (suites or {}).items()}
     views = []
     rulesets = sorted(ranked["ruleset"].unique(), key=lambda r: (r != "default", r))
-    for suite, problems in members.items():
+    for problems, suite_names in sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[1])):
+        suite = " = ".join(suite_names)
+        coverage = ", ".join(f"{name}: {len(problems)} of {sizes[name]} instances recorded"
+                             for name in suite_names if name in sizes)
         sub = ranked[ranked["problem"].isin(problems)]
+        first = len(views)
         for ruleset in rulesets:
             part = sub[sub["ruleset"] == ruleset]
             if part.empty:
@@ -190,6 +206,8 @@ def _views(data: Collection, suites: Mapping[str, Sequence[str]] | None, n_boot:
                 views.append(_view(suite, ruleset, "time", hardware,
                                    part[part["hardware_class"] == hardware], n_boot, seed,
                                    tau_max))
+        for view in views[first:]:
+            view.coverage = coverage
     return views
 
 
@@ -250,7 +268,7 @@ def _problem_pages(data: Collection, instances: pd.DataFrame):
     positions: dict[tuple, dict[str, np.ndarray]] = {}
     for (*key, solver), rows in sorted(frame.groupby(
             ["problem", "problem_version", "ruleset", "hardware_class", "solver"]).indices.items()):
-        positions.setdefault(tuple(key), {})[solver] = rows
+        positions.setdefault(tuple(key), {})[solver] = frame["trace"].to_numpy()[rows]
     for problem, runs in frame.groupby("problem", sort=True):
         versions = sorted(runs["problem_version"].unique(), key=version_key, reverse=True)
         sections, tables = [], []
@@ -303,7 +321,7 @@ def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows:
 
 
 def _curves(data: Collection, runs: dict[str, np.ndarray], info: dict[str, Any]) -> list[Markup]:
-    """Convergence plots of one comparable group: ``runs`` maps solver -> row positions."""
+    """Convergence plots of one comparable group: ``runs`` maps solver -> trace indices."""
     metric = str(info.get("primary_metric"))
     target = number(info.get("target"))
     plots = []
@@ -351,8 +369,8 @@ def _solver_pages(data: Collection, instances: pd.DataFrame):
                            [Column("solver_version", "Version"),
                             Column("source_sha256", "Source sha256"),
                             Column("hardware_class", "Hardware class"), Column("cpu", "CPU"),
-                            Column("gpu", "GPU"), Column("cores", "Cores", "int"),
-                            Column("memory_gb", "Memory (GB)", "num"),
+                            Column("gpu", "GPU"), Column("cores", "Cores"),
+                            Column("memory_gb", "Memory (GB)"),
                             Column("library_versions", "Libraries"),
                             Column("platform", "Platform"), Column("git_commit", "Git"),
                             Column("runs", "Runs", "int"), Column("first", "First run"),

@@ -60,12 +60,19 @@ def _float(value: Any) -> float:
         return math.nan
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _trace(record: dict[str, Any]) -> Trace:
     metric = record["problem"]["primary_metric"]
-    rows = record["trace"]
-    return Trace(np.array([_float(r.get("time")) for r in rows]),
-                 np.array([_float(r.get("oracle_cost")) for r in rows]),
-                 np.array([_float(r["metrics"].get(metric)) for r in rows]))
+    table = [(r.get("time"), r.get("oracle_cost"), r["metrics"].get(metric))
+             for r in record["trace"]]
+    try:
+        values = np.array(table, dtype=float).reshape(-1, 3)
+    except (TypeError, ValueError):  # None or text somewhere: convert one by one
+        values = np.array([[_float(v) for v in row] for row in table]).reshape(-1, 3)
+    return Trace(values[:, 0].copy(), values[:, 1].copy(), values[:, 2].copy())
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -77,15 +84,15 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     row.update({
         "hyperparameters": json.dumps(solver.get("hyperparameters", {}), sort_keys=True,
                                       default=str),
-        "source_sha256": solver.get("source_sha256"),
-        "cpu": hw.get("cpu"), "gpu": hw.get("gpu"), "cores": hw.get("cores"),
-        "memory_gb": hw.get("memory_gb"),
+        "source_sha256": _text(solver.get("source_sha256")),
+        # provenance values are grouped on: text, so that mixed types never break sorting
+        **{key: _text(hw.get(key)) for key in ("cpu", "gpu", "cores", "memory_gb")},
         "library_versions": ", ".join(f"{k} {v}" for k, v in sorted(record["versions"].items())
                                       if k != "platform"),
         "platform": record["versions"].get("platform"),
         "git_commit": (git.get("commit") or "")[:12] + ("+dirty" if git.get("dirty") else "")
         if isinstance(git, dict) else str(git),
-        "created": record.get("created"),
+        "created": str(record.get("created")),
     })
     return row
 

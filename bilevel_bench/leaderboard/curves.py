@@ -46,5 +46,5 @@ def quantile_band(traces: Sequence[Trace], grid: np.ndarray,
         empty = np.full(grid.shape, np.nan)
         return empty, empty, empty
     values = np.vstack([on_grid(t, grid) for t in traces])
-    lo, med, hi = (nan_quantile(values, q, axis=0) for q in (band[0], 0.5, band[1]))
+    lo, med, hi = nan_quantile(values, (band[0], 0.5, band[1]), axis=0)
     return lo, med, hi

@@ -62,7 +62,7 @@ class Table:
         payload = {"title": self.title, "rows": [{k: _json_value(row.get(k)) for k in keys}
                                                  for row in self.rows]}
         (data_dir / f"{self.id}.json").write_text(
-            json.dumps(payload, indent=1, allow_nan=False, default=str), encoding="utf-8")
+            json.dumps(payload, allow_nan=False, default=str), encoding="utf-8")
 
 
 def _keys(rows: Iterable[dict[str, Any]], hidden: set[str | None]) -> list[str]:
