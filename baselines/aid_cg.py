@@ -13,10 +13,12 @@ residual) Hessian-vector products and one Jacobian-vector product of g, one grad
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from bilevel_bench_baselines.inner_loops import conjugate_gradient, projected_gradient_descent_y
 
 from bilevel_bench import Hyperparameter, LogUniform, Solver
-from bilevel_bench_baselines.inner_loops import conjugate_gradient, projected_gradient_descent_y
 
 
 class AIDCG(Solver):
@@ -43,9 +45,14 @@ class AIDCG(Solver):
         self.y = projected_gradient_descent_y(p, self.x, self.y, self.inner_lr, self.inner_steps)
         _, product = p.hvp_operator("g", self.x, self.y)
         grad_x_f, grad_y_f = p.grad("f", self.x, self.y)
-        self.v = conjugate_gradient(lambda u: product(u, "y"), grad_y_f, self.v, self.cg_steps)
-        hypergradient = grad_x_f - product(self.v, "x")
-        self.x = p.project_x(self.x - self.outer_lr * hypergradient)
+        self.v = self.linear_solve(lambda u: product(u, "y"), grad_y_f, self.v)
+        self.last_hypergradient = grad_x_f - product(self.v, "x")
+        self.x = p.project_x(self.x - self.outer_lr * self.last_hypergradient)
+
+    def linear_solve(self, operator: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor,
+                     start: torch.Tensor) -> torch.Tensor:
+        """Approximate solution of operator(v) = rhs, warm-started from ``start``: N CG steps."""
+        return conjugate_gradient(operator, rhs, start, self.cg_steps)
 
     def solution(self):
         return self.x, self.y

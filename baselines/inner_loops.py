@@ -1,4 +1,17 @@
-"""Building blocks shared by the reference solvers: LL gradient descent and conjugate gradient."""
+"""Building blocks shared by the reference solvers.
+
+* :func:`weighted_grad`: the gradient of  a f + b g + mu^T h  in one backward pass;
+* :func:`projected_gradient_descent_y`: LL gradient descent on g or on the penalised f/gamma + g;
+* :func:`lagrangian_max_min`: the max-min solver of the Lagrangian of a (penalised) LL problem
+  with coupled constraints (BLOCC, ALT-PBGD and PBGD-Free in coupled form);
+* :func:`penalty_hypergradient`: the value-function penalty gradient of F_gamma (Danskin), with
+  or without multipliers (V-PBGD, ALT-PBGD, BLOCC, F2SA);
+* :func:`conjugate_gradient`, :func:`fixed_point_solve`, :func:`neumann_series`: solvers of the
+  implicit-differentiation linear system  grad^2_yy g . v = grad_y f;
+* :func:`unrolled_hypergradient`: reverse-mode differentiation through T LL steps (ITD);
+* :func:`project_onto_constraints`: Euclidean projection of (x, y) onto {h <= 0} intersected
+  with the boxes (exact for h affine), for LV-HBA.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +21,42 @@ import torch
 
 from bilevel_bench.oracles import Oracles
 
+Batches = Callable[[], tuple[torch.Tensor | None, torch.Tensor | None]]
+
+
+# ------------------------------------------------------------------ gradients
+def weighted_grad(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    f_weight: float = 0.0,
+    g_weight: float = 1.0,
+    mu: torch.Tensor | None = None,
+    batch_f: torch.Tensor | None = None,
+    batch_g: torch.Tensor | None = None,
+    wrt: str = "y",
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(nabla_x, nabla_y) of  f_weight f + g_weight g + mu^T h  at (x, y) in one backward pass.
+
+    A level with weight 0 (or ``mu`` None) is not evaluated. Counts one value and one gradient
+    per level used. A side not in ``wrt`` is ``None``.
+    """
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_("x" in wrt)
+        yr = y.detach().requires_grad_("y" in wrt)
+        total = torch.zeros((), dtype=y.dtype, device=y.device)
+        if f_weight:
+            total = total + f_weight * problem.f(xr, yr, batch_f)
+        if g_weight:
+            total = total + g_weight * problem.g(xr, yr, batch_g)
+        if mu is not None:
+            total = total + (mu * problem.h(xr, yr)).sum()
+        inputs = [t for t in (xr, yr) if t.requires_grad]
+        grads = torch.autograd.grad(total, inputs, allow_unused=True)
+    out = [g if g is not None else torch.zeros_like(t) for g, t in zip(grads, inputs, strict=True)]
+    it = iter(out)
+    return (next(it) if "x" in wrt else None, next(it) if "y" in wrt else None)
+
 
 def projected_gradient_descent_y(
     problem: Oracles,
@@ -16,23 +65,94 @@ def projected_gradient_descent_y(
     lr: float,
     steps: int,
     penalty: float | None = None,
-    batch: Callable[[], tuple] | None = None,
+    batch: Batches | None = None,
 ) -> torch.Tensor:
     """``steps`` of y <- Proj_Y(y - lr * grad_y h(x, y)) with h = g, or h = f / penalty + g
     when ``penalty`` is given (the penalised LL objective of PBGD-type methods).
 
-    ``batch`` optionally returns ``(batch_f, batch_g)`` index tensors for each step.
+    ``batch`` optionally returns ``(batch_f, batch_g)`` index tensors for each step. Cost per
+    step: one gradient of g (and one of f when penalised), in a single backward pass.
     """
+    f_weight = 0.0 if penalty is None else 1.0 / penalty
     for _ in range(steps):
         bf, bg = batch() if batch is not None else (None, None)
-        _, grad = problem.grad("g", x, y, bg, wrt="y")
-        if penalty is not None:
-            _, grad_f = problem.grad("f", x, y, bf, wrt="y")
-            grad = grad + grad_f / penalty
+        _, grad = weighted_grad(problem, x, y, f_weight, 1.0, None, bf, bg, wrt="y")
         y = problem.project_y(x, y - lr * grad)
     return y
 
 
+# ---------------------------------------------------- coupled constraints (BLOCC)
+def lagrangian_max_min(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mu: torch.Tensor | None,
+    f_weight: float,
+    primal_lr: float,
+    dual_lr: float,
+    dual_steps: int,
+    primal_steps: int,
+    accelerated: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Approximate saddle point of  max_{mu >= 0} min_{y in Y} L(mu, y) = f_weight f + g + mu^T h.
+
+    ``dual_steps`` rounds of: ``primal_steps`` projected gradient steps on y for fixed mu, then
+    one projected gradient ascent step mu <- max(mu + dual_lr h(x, y), 0) (with Nesterov
+    extrapolation of mu when ``accelerated``, as in BLOCC's accelerated dual ascent).
+    Warm-started from (y, mu). ``f_weight = 0`` gives the Lagrangian of the LL problem (value
+    function v(x)); ``f_weight = 1/gamma`` that of the penalised problem f/gamma + g.
+    Cost: dual_steps * primal_steps gradients of g and h (and of f if f_weight != 0), in one
+    backward pass each, plus dual_steps values of h.
+    Without coupled constraints (``mu`` None) this is ``primal_steps`` projected gradient
+    steps and ``mu`` stays ``None``.
+    """
+    if mu is None:
+        return projected_gradient_descent_y(
+            problem, x, y, primal_lr, primal_steps, None if not f_weight else 1.0 / f_weight), None
+    mu_prev, anchor = mu, mu
+    for t in range(dual_steps):
+        for _ in range(primal_steps):
+            _, grad = weighted_grad(problem, x, y, f_weight, 1.0, anchor, wrt="y")
+            y = problem.project_y(x, y - primal_lr * grad)
+        with torch.no_grad():
+            h = problem.h(x, y)
+        mu_next = (anchor + dual_lr * h).clamp(min=0.0)
+        if accelerated:
+            anchor = mu_next + (t / (t + 3)) * (mu_next - mu_prev)
+        else:
+            anchor = mu_next
+        mu_prev = mu_next
+    return y, mu_prev
+
+
+def penalty_hypergradient(
+    problem: Oracles,
+    x: torch.Tensor,
+    y_penalised: torch.Tensor,
+    y_ll: torch.Tensor,
+    gamma: float,
+    mu_penalised: torch.Tensor | None = None,
+    mu_ll: torch.Tensor | None = None,
+    batches: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None] = (None,) * 3,
+) -> torch.Tensor:
+    """Danskin gradient of the penalty hyper-objective
+    F_gamma(x) = min_y max_mu [f + gamma (g + mu^T h)] - gamma max_mu min_y [g + mu^T h]:
+
+        grad_x f(x, y_F) + gamma [grad_x g(x, y_F) + grad_x h(x, y_F)^T mu_F
+                                  - grad_x g(x, y_g) - grad_x h(x, y_g)^T mu_g]
+
+    with (y_F, mu_F) the saddle point of f/gamma + g + mu^T h and (y_g, mu_g) that of g + mu^T h
+    (multipliers ``None`` without coupled constraints). ``batches`` = (f batch, g batch at y_F,
+    g batch at y_g). Cost: 2 gradients of g, one of f (and 2 of h when coupled).
+    """
+    bf, bg_f, bg_g = batches
+    mu_f = None if mu_penalised is None else gamma * mu_penalised
+    grad_pen, _ = weighted_grad(problem, x, y_penalised, 1.0, gamma, mu_f, bf, bg_f, wrt="x")
+    grad_val, _ = weighted_grad(problem, x, y_ll, 0.0, 1.0, mu_ll, None, bg_g, wrt="x")
+    return grad_pen - gamma * grad_val
+
+
+# ------------------------------------------------ linear systems of implicit diff.
 def conjugate_gradient(
     operator: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
@@ -63,3 +183,209 @@ def conjugate_gradient(
         p = r + (rr_new / rr) * p
         rr = rr_new
     return v
+
+
+def fixed_point_solve(
+    operator: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    start: torch.Tensor,
+    steps: int,
+    lr: float,
+) -> torch.Tensor:
+    """``steps`` of Richardson iteration v <- v - lr (operator(v) - rhs) (AID-FP), warm-started.
+
+    Converges to operator^{-1} rhs when 0 < lr < 2 / L. Cost: ``steps`` operator products.
+    """
+    v = start
+    for _ in range(steps):
+        v = v - lr * (operator(v) - rhs)
+    return v
+
+
+def neumann_series(
+    operators: Callable[[int], Callable[[torch.Tensor], torch.Tensor]],
+    rhs: torch.Tensor,
+    terms: int,
+    lr: float,
+) -> torch.Tensor:
+    """The truncated Neumann series  lr sum_{q=0}^{Q} prod_{j<=q} (I - lr H_j) rhs  (stocBiO),
+    with H_j = ``operators(j)`` (a fresh mini-batch Hessian per factor for stocBiO; the same
+    Hessian for the deterministic series). Cost: ``terms`` operator products.
+    """
+    term, total = rhs, rhs
+    for j in range(terms):
+        term = term - lr * operators(j)(term)
+        total = total + term
+    return lr * total
+
+
+# ---------------------------------------------------------------------- ITD
+def unrolled_hypergradient(
+    problem: Oracles,
+    x: torch.Tensor,
+    y0: torch.Tensor,
+    lr: float,
+    steps: int,
+    truncate: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reverse-mode differentiation of f(x, y_T(x)) through T projected LL gradient steps
+    y_{t+1} = Proj_Y(y_t - lr grad_y g(x, y_t)); only the last ``truncate`` steps are kept in
+    the graph (T-RHG; truncate = steps is full RHG). Returns (d/dx f(x, y_T), y_T).
+    Cost: T gradients of g, K = min(truncate, T) Jacobian- and K - 1 Hessian-vector products
+    of g (the backward pass), one gradient of f.
+    """
+    keep = min(max(int(truncate), 0), steps)
+    y = projected_gradient_descent_y(problem, x, y0, lr, steps - keep)
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        y = y.detach().requires_grad_(keep > 0)
+        for _ in range(keep):
+            (gy,) = torch.autograd.grad(problem.g(xr, y), y, create_graph=True)
+            y = problem.project_y(xr, y - lr * gy)
+        (dx,) = torch.autograd.grad(problem.f(xr, y), xr)
+    return dx, y.detach()
+
+
+# ------------------------------------------------------------- projections (LV-HBA)
+def project_onto_constraints(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dual_iters: int = 500,
+    rounds: int = 50,
+    tol: float = 1e-12,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean projection of (x, y) onto {h(x, y) <= 0} intersected with the boxes of x, y.
+
+    h is linearised at (x, y) (exact when h is affine, as in every coupled problem of the
+    registry); the projection onto the half-space intersection {J dz <= -h} is computed from
+    its dual  min_{lam >= 0} 1/2 |J^T lam|^2 - lam^T (h + J dz)  by accelerated projected
+    gradient, and the boxes are combined with it by Dykstra's alternating projections
+    (at most ``rounds``; one round when there is no box), both stopped at relative
+    change ``tol``. Cost: one value and one (batched)
+    Jacobian pass of h.
+    """
+    nx = x.numel()
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        yr = y.detach().requires_grad_(True)
+        h = problem.h(xr, yr)
+        eye = torch.eye(h.numel(), dtype=h.dtype, device=h.device)
+        jx, jy = torch.autograd.grad(h, (xr, yr), eye, is_grads_batched=True, allow_unused=True)
+    h = h.detach()
+    m = h.numel()
+    jx = torch.zeros(m, nx, dtype=h.dtype, device=h.device) if jx is None else jx.reshape(m, -1)
+    jy = torch.zeros(m, y.numel(), dtype=h.dtype, device=h.device) if jy is None \
+        else jy.reshape(m, -1)
+    jac = torch.cat([jx, jy], dim=1)
+    gram = jac @ jac.T
+    step = 1.0 / max(float(torch.linalg.matrix_norm(gram, ord=2)), 1e-12)
+    z0 = torch.cat([x.reshape(-1), y.reshape(-1)])
+    rhs0 = jac @ z0 - h  # the linearised set is {z : jac z <= rhs0}
+
+    def halfspaces(w: torch.Tensor) -> torch.Tensor:
+        excess = jac @ w - rhs0
+        if bool((excess <= 0).all()):
+            return w
+        lam = torch.zeros(m, dtype=h.dtype, device=h.device)
+        anchor = lam
+        for k in range(dual_iters):
+            lam_next = (anchor - step * (gram @ anchor - excess)).clamp(min=0.0)
+            anchor = lam_next + (k / (k + 3)) * (lam_next - lam)
+            done = bool((lam_next - lam).abs().max() <= tol * (1.0 + lam_next.abs().max()))
+            lam = lam_next
+            if done:
+                break
+        return w - jac.T @ lam
+
+    def boxes(w: torch.Tensor) -> torch.Tensor:
+        xp = problem.project_x(w[:nx].reshape(x.shape))
+        yp = problem.project_y(xp, w[nx:].reshape(y.shape))
+        return torch.cat([xp.reshape(-1), yp.reshape(-1)])
+
+    boxed = any(b is not None for b in (*problem.x_bounds, *problem.y_bounds))
+    z, p, q = z0, torch.zeros_like(z0), torch.zeros_like(z0)
+    for _ in range(rounds if boxed else 1):
+        w = halfspaces(z + p)
+        p = z + p - w
+        z_next = boxes(w + q) if boxed else w
+        q = w + q - z_next
+        moved = float((z_next - z).abs().max())
+        z = z_next
+        if moved <= tol * (1.0 + float(z.abs().max())):
+            break
+    return z[:nx].reshape(x.shape), z[nx:].reshape(y.shape)
+
+
+# ------------------------------------------------------ penalty-method state
+class PenaltyMethodBase:
+    """Mixin holding the state of penalty methods (V-PBGD family, ALT-PBGD, PBGD-Free, BLOCC):
+    UL x, penalised-LL iterate y (~ y_gamma(x)), LL iterate z (~ y_g(x)) and, with coupled
+    constraints, their multipliers ``mu_y`` and ``mu_z`` (``None`` otherwise).
+
+    Expects the solver attributes ``gamma``, ``inner_steps`` and ``dual_steps``.
+    """
+
+    gamma: float
+    inner_steps: int
+    dual_steps: int
+
+    def _init_state(self, problem: Oracles, x0: torch.Tensor, y0: torch.Tensor) -> None:
+        self.problem = problem
+        self.x, self.y, self.z = x0.clone(), y0.clone(), y0.clone()
+        m = problem.n_constraints
+        zeros = torch.zeros(m, dtype=problem.dtype, device=problem.device) if m else None
+        self.mu_y = zeros
+        self.mu_z = None if zeros is None else zeros.clone()
+
+    def _track_penalised(self, lr: float, dual_lr: float, accelerated: bool = False) -> None:
+        """Warm-started max-min (or plain GD) on f/gamma + g (+ mu^T h)."""
+        self.y, self.mu_y = lagrangian_max_min(
+            self.problem, self.x, self.y, self.mu_y, 1.0 / self.gamma, lr, dual_lr,
+            self.dual_steps, self.inner_steps, accelerated)
+
+    def _track_ll(self, lr: float, dual_lr: float, accelerated: bool = False) -> None:
+        """Warm-started max-min (or plain GD) on g (+ mu^T h)."""
+        self.z, self.mu_z = lagrangian_max_min(
+            self.problem, self.x, self.z, self.mu_z, 0.0, lr, dual_lr,
+            self.dual_steps, self.inner_steps, accelerated)
+
+    def _penalty_step(self, lr: float) -> None:
+        """x <- Proj_X(x - lr grad F_gamma(x)) with the Danskin gradient at (y, mu_y), (z, mu_z)."""
+        grad = penalty_hypergradient(self.problem, self.x, self.y, self.z, self.gamma,
+                                     self.mu_y, self.mu_z)
+        self.x = self.problem.project_x(self.x - lr * grad)
+
+    def solution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x, self.y
+
+
+def linear_ramp(iteration: int, start: float, end: float, steps: int) -> float:
+    """``start`` -> ``end`` linearly over ``steps`` iterations, then ``end`` (steps <= 0: end)."""
+    if steps <= 0 or iteration >= steps:
+        return end
+    return start + (iteration / steps) * (end - start)
+
+
+def soba_directions(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    v: torch.Tensor,
+    batch_g: torch.Tensor | None,
+    batch_f: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The SOBA/SABA directions at (x, y, v) on one LL and one UL mini-batch (Dagreou et al.):
+
+        D_y = grad_y G_B(x, y)
+        D_v = grad^2_yy G_B(x, y) v + grad_y F_B'(x, y)
+        D_x = grad^2_xy G_B(x, y) v + grad_x F_B'(x, y)
+
+    returned as their LL and UL parts (grad_y G, H_yy v, H_xy v, grad_y F, grad_x F) so that SABA
+    can keep them in its memory. Cost: one gradient of g (create_graph), one HVP and one JVP of
+    g, one gradient of f; each weighted |B|/n.
+    """
+    grad_y_g, product = problem.hvp_operator("g", x, y, batch_g)
+    hyy_v, hxy_v = product(v, "y"), product(v, "x")
+    grad_x_f, grad_y_f = problem.grad("f", x, y, batch_f)
+    return grad_y_g, hyy_v, hxy_v, grad_y_f, grad_x_f

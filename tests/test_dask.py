@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import plugin
 
 from bilevel_bench import load_results
 from bilevel_bench.matrix import plan, run_matrix
-from conftest import plugin
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -15,7 +15,8 @@ def test_dask_cluster_runs_a_matrix_with_isolation(tmp_path):
     from bilevel_bench.executors import DaskExecutor
     from bilevel_bench.runner import RunTask
 
-    tasks = plan(["pbgd-free-counterexample"], ["aid-cg"], [0, 1], budget={"seconds": 30.0, "iterations": 200}).tasks
+    tasks = plan(["pbgd-free-counterexample"], ["aid-cg"], [0, 1],
+                 budget={"seconds": 30.0, "iterations": 200}).tasks
     tasks.append(RunTask("quadratic-small", plugin("KilledSolver")))
     executor = DaskExecutor(workers=2)
     try:

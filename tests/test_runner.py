@@ -7,6 +7,7 @@ import math
 import shutil
 
 import pytest
+from conftest import plugin
 
 from bilevel_bench import load_results
 from bilevel_bench.errors import ResultsError
@@ -15,7 +16,6 @@ from bilevel_bench.matrix import plan, run_matrix
 from bilevel_bench.problem import Budget
 from bilevel_bench.results import iter_records, validate_record, write_record
 from bilevel_bench.runner import RunTask, execute
-from conftest import plugin
 
 FAST = Budget(seconds=5.0, iterations=300)
 

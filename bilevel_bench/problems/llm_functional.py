@@ -11,7 +11,7 @@ Sequence scores: for a batch of token sequences with a 0/1 ``loss_mask`` marking
     logp_i = sum_t mask_{i,t} log p_theta(s_{i,t} | s_{i,<t}),    n_i = sum_t mask_{i,t},
 
 from which the problems build SFT losses (-logp_i / n_i) and DPO margins. Greedy decoding for the
-task metrics runs the same functional forward pass (no KV cache; short generations only).
+task metrics runs the same functional forward pass, with a key-value cache.
 
 LoRA (Hu et al., arXiv:2106.09685) adapters are injected with ``peft.inject_adapter_in_model``.
 """
@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float, targets: Sequence[str], seed: int) -> list[str]:
+def add_lora(
+    model: nn.Module, rank: int, alpha: float, targets: Sequence[str], seed: int
+) -> list[str]:
     """Inject LoRA adapters (rank ``rank``, scale ``alpha / rank``) into the ``targets`` linear
     layers; returns the adapter parameter names. B = 0, so the model is unchanged; A is drawn
     from ``seed`` (independent of the global RNG)."""
@@ -115,19 +118,25 @@ class FlatLM:
                 raise ValueError(f"parameter {name!r} is neither in the body nor in the head")
         return body, head
 
+    def _forward(
+        self, flats: Mapping[str, torch.Tensor], input_ids: torch.Tensor,
+        attention_mask: torch.Tensor, position_ids: torch.Tensor, past: Any = None,
+        use_cache: bool = False,
+    ) -> Any:
+        body, _ = self._split(flats)
+        return torch.func.functional_call(
+            self.body, body, args=(),
+            kwargs=dict(input_ids=input_ids, attention_mask=attention_mask,
+                        position_ids=position_ids, past_key_values=past, use_cache=use_cache),
+        )
+
     def hidden(
         self, flats: Mapping[str, torch.Tensor], input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
     ) -> torch.Tensor:
         """Last hidden states (B, L, H); positions follow the attention mask (left padding)."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        body, _ = self._split(flats)
-        out = torch.func.functional_call(
-            self.body, body, args=(),
-            kwargs=dict(input_ids=input_ids, attention_mask=attention_mask,
-                        position_ids=position_ids, use_cache=False),
-        )
-        return out.last_hidden_state
+        return self._forward(flats, input_ids, attention_mask, position_ids).last_hidden_state
 
     def head_logits(self, flats: Mapping[str, torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
         """Output logits of hidden states (any leading shape)."""
@@ -174,16 +183,19 @@ class FlatLM:
                 ids[i, width - len(p):] = torch.as_tensor(p, device=device)
                 mask[i, width - len(p):] = 1
             done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+            out = self._forward(flats, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0),
+                                use_cache=True)
             new = []
             for _ in range(max_new_tokens):
-                nxt = self.head_logits(flats, self.hidden(flats, ids, mask)[:, -1]).argmax(-1)
+                nxt = self.head_logits(flats, out.last_hidden_state[:, -1]).argmax(-1)
                 nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
                 new.append(nxt)
-                done |= nxt == eos_id
-                ids = torch.cat([ids, nxt[:, None]], 1)
-                mask = torch.cat([mask, (~done | (nxt == eos_id)).long()[:, None]], 1)
-                if bool(done.all()):
+                if bool((done | (nxt == eos_id)).all()) or len(new) == max_new_tokens:
                     break
+                mask = torch.cat([mask, (~done).long()[:, None]], 1)
+                done |= nxt == eos_id
+                out = self._forward(flats, nxt[:, None], mask, mask.sum(-1, keepdim=True) - 1,
+                                    past=out.past_key_values, use_cache=True)
             gen = torch.stack(new, 1).tolist() if new else [[] for _ in chunk]
             for row in gen:
                 cut = row.index(eos_id) if eos_id in row else len(row)
@@ -197,7 +209,9 @@ def kaiming_like(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
 
 
-def redraw_lora(flat: torch.Tensor, lm: FlatLM, var: str, generator: torch.Generator) -> torch.Tensor:
+def redraw_lora(
+    flat: torch.Tensor, lm: FlatLM, var: str, generator: torch.Generator
+) -> torch.Tensor:
     """A copy of ``flat`` whose LoRA ``A`` matrices are redrawn from ``generator`` (B unchanged):
     seeded adapter initialisations that leave the model function unchanged when B = 0."""
     out = flat.clone()

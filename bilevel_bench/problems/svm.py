@@ -17,7 +17,10 @@ LL solution is w = 0, b = 0 (no classifier at all).
     LL  min 1/2 ||w||^2 + 1/2 sum_i e^{c_i} xi_i^2   s.t.  h_i = 1 - xi_i - t_i (w^T z_i + b) <= 0
     UL  min_c  sum_{j in val} LeakyReLU_{0.01}(2 sigmoid(-5 t_j (w^T z_j + b) / ||w||) - 1)
 
-(constraints do not involve c; the LL is a per-sample-weighted squared-hinge SVM).
+(constraints do not involve c; the LL is a per-sample-weighted squared-hinge SVM). Offered on
+diabetes and fourclass, the data of the LV-HBA paper; not on WDBC, where the initial
+c ~ U(-6, -5) already gives the test accuracy (0.91) that the reference solvers reach, so no
+target would separate a solver from one that keeps x at x_0.
 
 Data and splits (per seed s, ``numpy.random.default_rng(s)`` permutation): LIBSVM diabetes
 (degree-2 polynomial features [1, z, z^2, z_i z_j (i<j)], 45 dims, for P7; raw 8 for P7'),
@@ -28,7 +31,7 @@ WDBC (569 x 30, min-max scaled to [-1, 1] over the whole set as LIBSVM scales it
 300 / 100 / 169, since 569 < 650).
 
 Evaluation solves the LL quadratic program exactly with cvxpy + Clarabel (interior point,
-tolerance 1e-9) for the current x and reports, on that exact solution y*(x): ``test_accuracy``
+tolerances 1e-10) for the current x and reports, on that exact solution y*(x): ``test_accuracy``
 (the primary metric: fraction of test samples with t_j (w^T z_j + b) > 0), ``val_loss`` (mean
 UL loss), ``ul_value`` = f(x, y*(x)), ``ll_value_exact``; and on the solver's iterate y (the
 penalised LL iterate (w_F, b_F) the papers report): ``test_accuracy_iterate``,
@@ -47,6 +50,7 @@ import torch
 
 from bilevel_bench import data
 from bilevel_bench.problem import BilevelProblem, Budget, Instance
+from bilevel_bench.problems._cvx import solve_exact
 
 #: dataset -> (loader name, default (n_train, n_val), feature map)
 SVM_DATASETS: dict[str, tuple[str, tuple[int, int]]] = {
@@ -130,20 +134,15 @@ class _SVMBase(BilevelProblem):
 
     def solve_ll(self, x: torch.Tensor) -> np.ndarray | None:
         """The exact LL solution y*(x) (QP, cvxpy + Clarabel), or ``None`` if infeasible."""
-        import cvxpy as cp
-
-        if not bool(torch.isfinite(x).all()):
-            return None
+        if not bool(torch.isfinite(x).all()) or float(x.abs().max()) > 500:
+            return None  # (P7': e^{c_i} overflows)
         if self._qp is None:
+            import cvxpy as cp
+
             self._qp = self._build_qp(cp)
         problem, param, var = self._qp
         param.value = self._qp_parameter(x.detach().cpu().double().numpy())
-        try:
-            problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10,
-                          tol_feas=1e-10)
-        except cp.error.SolverError:
-            return None
-        if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        if not solve_exact(problem):
             return None
         return np.asarray(var.value, dtype=np.float64)
 
@@ -215,14 +214,18 @@ class SVMCoupled(_SVMBase):
                    "UL: min_{c >= 1e-4} sum_val exp(1 - t_j(w.z_j + b)) + |c|^2/2")
     x_bounds = (1e-4, None)
     instances = _svm_instances("svm-ho", {
-        "wdbc": (0.9, ("core", "full"),
-                 "scikit-learn WDBC (bundled), 300/100/169; target reached by BLOCC"),
-        "diabetes": (0.7, ("papers", "full"),
-                     "LIBSVM diabetes, degree-2 features (45), 500/150/118; reached by BLOCC"),
-        "fourclass": (0.7, ("papers", "full"),
-                      "LIBSVM fourclass (raw), 500/150/212; reached by BLOCC"),
-        "breast-cancer": (0.9, ("full",),
-                          "LIBSVM breast-cancer (9 features), 400/150/133; reached by BLOCC"),
+        "wdbc": (0.92, ("core", "full"),
+                 "scikit-learn WDBC (bundled), 300/100/169. Target reached by BLOCC (gamma 12, "
+                 "eta 1e-2, T 10 x T_y 5, primal/dual steps 1e-3, accelerated) in ~15 steps"),
+        "diabetes": (0.72, ("papers", "full"),
+                     "LIBSVM diabetes, degree-2 features (45), 500/150/118. Target reached by "
+                     "BLOCC (gamma 12, eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
+        "fourclass": (0.74, ("papers", "full"),
+                      "LIBSVM fourclass (raw), 500/150/212. Target reached by BLOCC (gamma 12, "
+                      "eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
+        "breast-cancer": (0.88, ("full",),
+                          "LIBSVM breast-cancer (9 features), 400/150/133. Target reached by "
+                          "BLOCC (gamma 12, eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
     }, SVM_BUDGET, poly={"diabetes"})
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
@@ -281,11 +284,13 @@ class SVMLVHBA(_SVMBase):
                    "1 - xi_i - t_i(w.z_i + b) <= 0; "
                    "UL: min_c sum_val LeakyReLU(2 sigmoid(-5 t_j(w.z_j + b)/|w|) - 1)")
     instances = _svm_instances("svm-ho-lvhba", {
-        "wdbc": (0.9, ("full",), "scikit-learn WDBC, 300/100/169; reached by LV-HBA"),
-        "diabetes": (0.7, ("papers", "full"),
-                     "LIBSVM diabetes (raw 8 features), 500/150/118; reached by LV-HBA"),
-        "fourclass": (0.7, ("papers", "full"),
-                      "LIBSVM fourclass (raw), 500/150/212; reached by LV-HBA"),
+        "diabetes": (0.71, ("papers", "full"),
+                     "LIBSVM diabetes (raw 8 features), 500/150/118 (x_0 gives 0.695). Target "
+                     "reached by BLOCC (gamma 12, eta 3, T 10 x T_y 5, steps 1e-2, "
+                     "accelerated)"),
+        "fourclass": (0.77, ("papers", "full"),
+                      "LIBSVM fourclass (raw), 500/150/212 (x_0 gives ~0.71). Target reached "
+                      "by BLOCC (gamma 12, eta 3, T 10 x T_y 5, steps 1e-2, accelerated)"),
     }, SVM_BUDGET, poly=set())
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
@@ -302,8 +307,7 @@ class SVMLVHBA(_SVMBase):
 
     def f(self, x, y, batch=None):
         z, t = self._val_batch(batch)
-        # + 0 x: f does not depend on x, and Oracles.grad has no allow_unused
-        return self.n_val * self.ul_losses(y, z, t).mean() + 0.0 * x.sum()
+        return self.n_val * self.ul_losses(y, z, t).mean()
 
     def g(self, x, y, batch=None):
         w, xi = y[: self.dim], y[self.dim + 1:]

@@ -1,0 +1,95 @@
+"""LV-HBA: proximal Lagrangian value function, Hessian-free single-loop bilevel algorithm.
+
+Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian Value Function
+Approach and Hessian-free Algorithm, ICLR 2024, arXiv:2401.16164.
+
+Proximal Lagrangian value function (convention of the authors' toy script: divisions by
+gamma_1, gamma_2; the SVM scripts multiply by their reciprocals)
+
+    v(x, y, z) = min_theta max_{lam >= 0} g(x, theta) + lam^T h(x, theta)
+                 + |theta - y|^2 / (2 gamma_1) - |lam - z|^2 / (2 gamma_2),
+
+reformulation min f(x, y) s.t. g(x, y) - v(x, y, z) <= 0, h(x, y) <= 0, and per iteration k
+(penalty c_k = c0 (k+1)^p growing):
+
+    theta <- theta - eta (grad_theta g(x, theta) + grad_theta h(x, theta)^T lam
+                          + (theta - y)/gamma_1)
+    lam   <- max(0, lam + eta (h(x, theta) - (lam - z)/gamma_2))
+    d_x = grad_x f(x, y)/c_k + grad_x g(x, y) - grad_x g(x, theta) - grad_x h(x, theta)^T lam
+    d_y = grad_y f(x, y)/c_k + grad_y g(x, y) - (y - theta)/gamma_1
+    (x, y) <- Proj_C((x, y) - alpha (d_x, d_y)),   C = {h <= 0} with the boxes
+    z <- max(0, z - beta (z - lam)/gamma_2)
+
+The projection onto C is exact for affine h (every coupled problem of the registry): see
+``inner_loops.project_onto_constraints``. Without coupled constraints lam, z are absent and C
+is the box. Defaults: the authors' toy (P4) alpha = 0.008, beta = 0.02, eta = 0.01,
+gamma_1 = gamma_2 = 10, c_k = 0.025 (k+1)^0.3 (SVM: alpha = 0.01, beta = 0.1, eta = 0.01,
+gamma = 10 in this convention, c_k = (k+1)^0.5).
+Oracle cost per iteration (coupled): one gradient of f, 3 of g, 2 of h (one wrt theta, one wrt
+x), 2 values of h plus the projection (one value and one Jacobian pass of h).
+"""
+
+from __future__ import annotations
+
+import torch
+from bilevel_bench_baselines.inner_loops import project_onto_constraints, weighted_grad
+
+from bilevel_bench import Hyperparameter, LogUniform, Solver
+
+
+class LVHBA(Solver):
+    name = "lv-hba"
+    version = "1.0"
+    citation = "Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian " \
+               "Value Function Approach and Hessian-free Algorithm, ICLR 2024, arXiv:2401.16164"
+    needs = frozenset()
+    handles = frozenset({"coupled_constraints", "cuda"})
+    hyperparameters = {
+        "alpha": Hyperparameter(0.008, LogUniform(1e-4, 1.0), "step on (x, y)"),
+        "beta": Hyperparameter(0.02, LogUniform(1e-4, 1.0), "step on z"),
+        "eta": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "step on (theta, lam)"),
+        "gamma1": Hyperparameter(10.0, LogUniform(0.1, 100.0), "proximal weight on theta"),
+        "gamma2": Hyperparameter(10.0, LogUniform(0.1, 100.0), "proximal weight on lam"),
+        "c0": Hyperparameter(0.025, LogUniform(1e-3, 10.0), "penalty c_k = c0 (k+1)^p"),
+        "c_power": Hyperparameter(0.3, LogUniform(0.01, 1.0), "p"),
+    }
+
+    def init(self, problem, x0, y0, generator):
+        self.problem = problem
+        m = problem.n_constraints
+        if m:  # the iterates of LV-HBA live in C: start from the projection of (x0, y0)
+            x0, y0 = project_onto_constraints(problem, x0, y0)
+        self.x, self.y, self.theta = x0.clone(), y0.clone(), y0.clone()
+        self.lam = torch.zeros(m, dtype=problem.dtype, device=problem.device) if m else None
+        self.z = None if self.lam is None else self.lam.clone()
+        self.k = 0
+
+    def step(self):
+        p, x, y = self.problem, self.x, self.y
+        # (theta, lam): one projected gradient step on the proximal Lagrangian saddle problem
+        _, grad_theta = weighted_grad(p, x, self.theta, 0.0, 1.0, self.lam, wrt="y")
+        grad_theta = grad_theta + (self.theta - y) / self.gamma1
+        theta = p.project_y(x, self.theta - self.eta * grad_theta)
+        lam = self.lam
+        if lam is not None:
+            with torch.no_grad():
+                h = p.h(x, theta)
+            lam = (lam + self.eta * (h - (lam - self.z) / self.gamma2)).clamp(min=0.0)
+        # (x, y): gradient step on f/c_k + g - v, then projection onto C
+        inv_c = 1.0 / (self.c0 * (self.k + 1) ** self.c_power)
+        dx, dy = weighted_grad(p, x, y, inv_c, 1.0, None, wrt="xy")
+        dx_v, _ = weighted_grad(p, x, theta, 0.0, 1.0, lam, wrt="x")
+        dx = dx - dx_v
+        dy = dy - (y - theta) / self.gamma1
+        x_new, y_new = x - self.alpha * dx, y - self.alpha * dy
+        if lam is not None:
+            x_new, y_new = project_onto_constraints(p, x_new, y_new)
+            self.z = (self.z - self.beta * (self.z - lam) / self.gamma2).clamp(min=0.0)
+        else:
+            x_new = p.project_x(x_new)
+            y_new = p.project_y(x_new, y_new)
+        self.x, self.y, self.theta, self.lam = x_new, y_new, theta, lam
+        self.k += 1
+
+    def solution(self):
+        return self.x, self.y

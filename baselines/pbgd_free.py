@@ -1,0 +1,51 @@
+"""PBGD-Free: value-function-free penalty-based bilevel gradient descent.
+
+Jiang, Xiao, Chen, Chen, Beyond Value Functions: Single-Loop Bilevel Optimization under
+Flatness Conditions, NeurIPS 2025, arXiv:2507.20400; coupled form in arXiv:2511.16796.
+The penalty-gradient term gamma (grad_x g(x, y_gamma) - grad_x g(x, y_g)) of ALT-PBGD is dropped
+(negligible when f is flat in y near the LL solution), so no value function is tracked:
+
+    y_{t,k+1} = Proj_Y(y_{t,k} - eta_gamma (grad_y f(x_t, y_{t,k})/gamma + grad_y g(x_t, y_{t,k})))
+                                                          k < K (K = 1: fully single loop)
+    x_{t+1} = Proj_X(x_t - eta grad_x f(x_t, y_t))
+
+Coupled constraints: y is the warm-started Lagrangian max-min solution of f/gamma + g + mu^T h
+(T rounds of K primal steps and one dual ascent step) and, as in the authors' SVM code, the
+x-step still uses grad_x f(x, y) only. When f is not flat (the counter-example P2, where
+grad_y f = 10) the method converges to x = 0 instead of x* = -5, as the paper predicts.
+
+Defaults: toy notebook (P2) gamma = 15, steps 0.01, K = 1; coupled (SVM repo) T = 10 dual
+rounds with dual step 0.001 (the SVM repo also uses K = 5, steps 0.005).
+Oracle cost per iteration (uncoupled): K gradients of g, K + 1 gradients of f.
+"""
+
+from __future__ import annotations
+
+from bilevel_bench_baselines.inner_loops import PenaltyMethodBase
+
+from bilevel_bench import Hyperparameter, LogUniform, Solver
+
+
+class PBGDFree(PenaltyMethodBase, Solver):
+    name = "pbgd-free"
+    version = "1.0"
+    citation = "Jiang, Xiao, Chen, Chen, Beyond Value Functions: Single-Loop Bilevel " \
+               "Optimization under Flatness Conditions, NeurIPS 2025, arXiv:2507.20400"
+    needs = frozenset()
+    handles = frozenset({"coupled_constraints", "cuda"})
+    hyperparameters = {
+        "gamma": Hyperparameter(15.0, LogUniform(1.0, 1000.0), "penalty constant"),
+        "lr": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "UL step eta"),
+        "inner_lr": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "step eta_gamma on f/gamma + g"),
+        "inner_steps": Hyperparameter(1, LogUniform(1, 100, integer=True), "K"),
+        "dual_lr": Hyperparameter(0.001, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
+        "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
+    }
+
+    def init(self, problem, x0, y0, generator):
+        self._init_state(problem, x0, y0)
+
+    def step(self):
+        self._track_penalised(self.inner_lr, self.dual_lr)
+        grad_x, _ = self.problem.grad("f", self.x, self.y, wrt="x")
+        self.x = self.problem.project_x(self.x - self.lr * grad_x)

