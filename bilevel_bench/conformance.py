@@ -1,7 +1,8 @@
 """``check-solver``: does a plugin follow the contract? (scikit-learn's ``check_estimator`` idea)
 
 Runs in seconds on one instance of the ``toys`` suite with data and finite sums, plus one
-with coupled constraints when the solver declares it handles them, and checks: the class contract (attributes, capabilities, hyperparameter spaces);
+with coupled constraints when the solver declares it handles them, and checks: the class
+contract (attributes, capabilities, hyperparameter spaces);
 ``init``/``step``/``solution`` run; the solution is a pair of finite tensors with the problem's
 shapes, dtype and device; ``solution`` has no side effects; the same seed gives the same
 iterates; problem data is not modified; the evaluation half of the problem is never touched and
