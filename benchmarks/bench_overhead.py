@@ -1,9 +1,7 @@
-"""Overhead of the measurement machinery, measured side by side in one run (ratios, not times).
+"""Overhead of oracle counting, measured side by side in one run (ratios, not times).
 
-1. Oracle counting: the same AID-CG steps with counting on vs off (hooks not installed).
-2. The runner: ``runner.execute`` for N iterations vs a bare ``init``/``step`` loop; reported as
-   (a) the solver time the runner records / bare loop time (measurement fidelity, ideally 1) and
-   (b) the runner's total wall time / bare loop time (includes checkpoints and evaluations).
+The same AID-CG steps with counting on vs off (hooks not installed), interleaved. The runner's
+own overhead is a pytest-benchmark (benchmarks/test_bench_runner.py, see README "Timing").
 
 Usage:  python benchmarks/bench_overhead.py [--repeats 7]
 Threads are pinned to 1 so that the figures are not distorted by oversubscription.
@@ -22,9 +20,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import torch  # noqa: E402
 
 from bilevel_bench.oracles import Oracles  # noqa: E402
-from bilevel_bench.problem import Budget  # noqa: E402
 from bilevel_bench.registry import get_problem, get_solver  # noqa: E402
-from bilevel_bench.runner import RunTask, execute  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -56,33 +52,14 @@ def counting_overhead(problem: str, steps: int, repeats: int) -> float:
     return statistics.median(ratios)
 
 
-def runner_overhead(problem: str, steps: int, repeats: int) -> tuple[float, float]:
-    fidelity, total = [], []
-    for _ in range(repeats):
-        solver, _ = make(problem, "aid-cg")
-        bare = time_steps(solver, steps)
-        start = time.perf_counter()
-        record = execute(RunTask(problem, "aid-cg", budget=Budget(seconds=None, iterations=steps),
-                                 checkpoints_per_decade=20))
-        wall = time.perf_counter() - start
-        assert record["summary"]["iterations"] <= steps
-        done = record["summary"]["iterations"]
-        fidelity.append(record["summary"]["solver_time"] / (bare * done / steps))
-        total.append(wall / (bare * done / steps))
-    return statistics.median(fidelity), statistics.median(total)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, 1 thread, median of {args.repeats} interleaved repeats\n")
-    print(f"{'problem':28s} {'counting on/off':>16s} {'runner solver-time/bare':>24s} "
-          f"{'runner wall/bare':>17s}")
+    print(f"{'problem':28s} {'AID-CG step time, counting on / off':>36s}")
     for problem, steps in (("quadratic-benchopt", 20), ("quadratic-small", 200)):
-        counting = counting_overhead(problem, steps, args.repeats)
-        fidelity, total = runner_overhead(problem, steps, args.repeats)
-        print(f"{problem:28s} {counting:16.3f} {fidelity:24.3f} {total:17.3f}")
+        print(f"{problem:28s} {counting_overhead(problem, steps, args.repeats):36.3f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: run the reference solvers on the default suite, then build the leaderboard.
-# Environment knobs: MAIN_JOB_SUITE (default toys), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
+# Environment knobs: MAIN_JOB_SUITE (default core), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
 # MAIN_JOB_BUDGET_SECONDS (instance default), MAIN_JOB_RESULTS (results),
 # MAIN_JOB_SITE (leaderboard/site), VENV (.venv).
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 BB="$VENV/bin/bilevel-bench"
 [ -x "$BB" ] || BB=bilevel-bench
-SUITE=${MAIN_JOB_SUITE:-toys}
+SUITE=${MAIN_JOB_SUITE:-core}
 RESULTS=${MAIN_JOB_RESULTS:-results}
 args=(run --suite "$SUITE" --seeds "${MAIN_JOB_SEEDS:-3}" --workers "${MAIN_JOB_WORKERS:-2}"
       --results "$RESULTS")
