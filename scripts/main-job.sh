@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: run the reference solvers on the default suite, then build the leaderboard.
 # Environment knobs: MAIN_JOB_SUITE (default core), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
-# MAIN_JOB_BUDGET_SECONDS (instance default), MAIN_JOB_RESULTS (results),
+# MAIN_JOB_BUDGET_SECONDS (2 s of solver time per run; "default": the instances' budgets),
+# MAIN_JOB_RESULTS (results),
 # MAIN_JOB_SITE (leaderboard/site), VENV (.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ SUITE=${MAIN_JOB_SUITE:-core}
 RESULTS=${MAIN_JOB_RESULTS:-results}
 args=(run --suite "$SUITE" --seeds "${MAIN_JOB_SEEDS:-3}" --workers "${MAIN_JOB_WORKERS:-2}"
       --results "$RESULTS")
-[ -n "${MAIN_JOB_BUDGET_SECONDS:-}" ] && args+=(--budget-seconds "$MAIN_JOB_BUDGET_SECONDS")
+[ "${MAIN_JOB_BUDGET_SECONDS:-2}" != default ] && args+=(--budget-seconds "${MAIN_JOB_BUDGET_SECONDS:-2}")
 "$BB" "${args[@]}"
 # ... and ends by building the static leaderboard from those records (prints its index path).
 "$BB" leaderboard "$RESULTS" -o "${MAIN_JOB_SITE:-leaderboard/site}"
