@@ -24,7 +24,7 @@ from bilevel_bench import registry
 from bilevel_bench.errors import BenchError
 from bilevel_bench.oracles import Oracles
 from bilevel_bench.problem import BilevelProblem
-from bilevel_bench.runner import SolutionError, check_solution
+from bilevel_bench.runner import SolutionError, check_solution, start_solver
 from bilevel_bench.solver import Solver, validate_solver_class
 
 STEPS = 5
@@ -84,12 +84,7 @@ def _run(cls: type[Solver], entry: registry.ProblemEntry, seed: int, params: dic
          steps: int = STEPS) -> tuple[Solver, BilevelProblem, Oracles, list]:
     problem = entry.make(seed=seed)
     _trap_evaluation(problem)
-    oracles = Oracles(problem)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    x0, y0 = problem.init(generator)
-    solver = cls(**params)
-    solver.init(oracles, x0.clone(), y0.clone(), generator)
+    solver, oracles = start_solver(problem, cls, params, seed)
     iterates = []
     for _ in range(steps):
         solver.step()
@@ -178,11 +173,7 @@ def _checks(cls: type[Solver], entry: registry.ProblemEntry) -> list[tuple[str, 
         problem = entry.make(seed=0)
         before = {k: v.clone() for k, v in problem.data_tensors().items()}
         _trap_evaluation(problem)
-        oracles = Oracles(problem)
-        generator = torch.Generator().manual_seed(0)
-        x0, y0 = problem.init(generator)
-        solver = cls(**defaults)
-        solver.init(oracles, x0.clone(), y0.clone(), generator)
+        solver, oracles = start_solver(problem, cls, defaults, 0)
         for _ in range(STEPS):
             solver.step()
         changed = [k for k, v in problem.data_tensors().items()

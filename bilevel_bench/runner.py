@@ -195,6 +195,19 @@ def prepare(task: RunTask) -> tuple[registry.ProblemEntry, BilevelProblem, type[
     return entry, problem, cls
 
 
+def start_solver(problem: BilevelProblem, cls: type[Solver], params: dict[str, Any],
+                 seed: int) -> tuple[Solver, Oracles]:
+    """The start of every run: seed torch, wrap the problem in a counted oracle view, draw the
+    initial point with a seeded generator and ``init`` the solver (untimed here)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    oracles = Oracles(problem)
+    x0, y0 = problem.init(generator)
+    solver = cls(**params)
+    solver.init(oracles, x0.clone(), y0.clone(), generator)
+    return solver, oracles
+
+
 def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
     """Run one task in this process and return its record. Never raises for solver failures:
     they become the record's status. ``emit(kind, payload)`` streams ``("header", dict)`` and

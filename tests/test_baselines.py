@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bilevel_bench.oracles import Oracles
 from bilevel_bench.registry import get_problem, get_solver
+from bilevel_bench.runner import start_solver
 
 VPBGD_TOY_MINIMISERS = torch.tensor([0.3824, 1.2152, 2.8296], dtype=torch.float64)
 SEEDS = (0, 1, 2)
@@ -19,11 +19,7 @@ SEEDS = (0, 1, 2)
 
 def solve(problem_name: str, solver_name: str, seed: int, steps: int, **hp):
     problem = get_problem(problem_name).make(seed=seed)
-    oracles = Oracles(problem)
-    generator = torch.Generator().manual_seed(seed)
-    x0, y0 = problem.init(generator)
-    solver = get_solver(solver_name)(**hp)
-    solver.init(oracles, x0, y0, generator)
+    solver, oracles = start_solver(problem, get_solver(solver_name), hp, seed)
     for _ in range(steps):
         solver.step()
     x, y = solver.solution()

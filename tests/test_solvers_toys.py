@@ -11,20 +11,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bilevel_bench.oracles import Oracles
 from bilevel_bench.problems.quadratic import Quadratic
 from bilevel_bench.registry import get_problem, get_solver
+from bilevel_bench.runner import start_solver
 
 
 def run(problem_or_name, solver: str, steps: int, seed: int = 0, **hp):
     """Drive one solver directly; returns (solver, problem, metrics)."""
     problem = (get_problem(problem_or_name).make(seed=seed)
                if isinstance(problem_or_name, str) else problem_or_name)
-    oracles = Oracles(problem)
-    gen = torch.Generator().manual_seed(seed)
-    x0, y0 = problem.init(gen)
-    solver_obj = get_solver(solver)(**hp)
-    solver_obj.init(oracles, x0, y0, gen)
+    solver_obj, _ = start_solver(problem, get_solver(solver), hp, seed)
     for _ in range(steps):
         solver_obj.step()
     x, y = solver_obj.solution()
