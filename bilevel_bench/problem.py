@@ -194,8 +194,10 @@ class BilevelProblem:
         return torch.as_tensor(value, dtype=self.dtype, device=self.device)
 
     def data_tensors(self) -> dict[str, torch.Tensor]:
-        """Every tensor attribute of the problem (used to detect mutation by a solver)."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        """Every public tensor attribute of the problem (used to detect mutation by a solver);
+        attributes starting with ``_`` are the evaluation's private caches and may change."""
+        return {k: v for k, v in vars(self).items()
+                if isinstance(v, torch.Tensor) and not k.startswith("_")}
 
 
 def reached(value: float, target: float, higher_is_better: bool) -> bool:
