@@ -108,17 +108,15 @@ def check_solver(spec: str) -> Report:
     if contract:
         return report
     entries = [registry.get_problem(n) for n in registry.suites().get("toys", [])]
-    usable = [e for e in entries
-              if not cls.can_solve(frozenset({"coupled_constraints"}) if e.family.n_constraints
-                                   else frozenset(), e.family.provides, "cpu")]
+    usable = [e for e in entries if not cls.can_solve(e.features(), e.family.provides, "cpu")]
     if not usable:
         report.add("problems", False, "no instance of the `toys` suite matches the solver's "
                    "declared capabilities (needs/handles)")
         return report
     # one instance with coupled constraints (if handled) and one without, preferring one with
     # data tensors and finite sums (it reveals data mutation and mini-batch handling)
-    coupled = sorted((e for e in usable if e.family.n_constraints), key=lambda e: e.name)
-    plain = sorted((e for e in usable if not e.family.n_constraints),
+    coupled = sorted((e for e in usable if e.features()), key=lambda e: e.name)
+    plain = sorted((e for e in usable if not e.features()),
                    key=lambda e: (not e.make().data_tensors(), e.name))
     for entry in coupled[:1] + plain[:1]:
         for name, check in _checks(cls, entry):

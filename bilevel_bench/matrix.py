@@ -44,7 +44,7 @@ def plan(
         cls(**(hyperparameters or {}))  # unknown names fail here, before anything runs
     for name in problems:
         entry = registry.get_problem(name)
-        features = _features(entry)
+        features = entry.features()
         for spec, cls in solver_classes.items():
             reason = cls.can_solve(features, entry.family.provides, device)
             if reason:
@@ -57,11 +57,6 @@ def plan(
                     hyperparameters=dict(hyperparameters or {}), threads=threads,
                     timeout=timeout, dtype=dtype))
     return Plan(tasks, skipped)
-
-
-def _features(entry: registry.ProblemEntry) -> frozenset[str]:
-    # coupled constraints are a class-level fact for every registered family
-    return frozenset({"coupled_constraints"}) if entry.family.n_constraints else frozenset()
 
 
 def run_matrix(

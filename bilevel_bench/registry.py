@@ -56,6 +56,19 @@ class ProblemEntry:
         return problem
 
 
+    def features(self) -> frozenset[str]:
+        """Structural features of the instance (e.g. coupled constraints), read from a built
+        instance (cached): families may set ``n_constraints`` per instance."""
+        key = (self.source, self.name)
+        if key not in _FEATURES:
+            _FEATURES[key] = (frozenset({"coupled_constraints"}) if self.family.n_constraints
+                              else self.make(seed=0).features)
+        return _FEATURES[key]
+
+
+_FEATURES: dict[tuple[str, str], frozenset[str]] = {}
+
+
 @dataclass(frozen=True)
 class BrokenPlugin:
     group: str

@@ -130,9 +130,11 @@ def test_resume_skips_recorded_runs_and_records_merge_by_copying(tmp_path):
 
 
 def test_incompatible_combinations_are_skipped_by_capability():
-    the_plan = plan(["blocc-toy1", "vpbgd-toy"], ["aid-cg"], [0])
+    # svm-ho-wdbc declares its constraints per instance (n_constraints set in __init__)
+    the_plan = plan(["blocc-toy1", "vpbgd-toy", "svm-ho-wdbc"], ["aid-cg"], [0])
     assert [t.problem for t in the_plan.tasks] == ["vpbgd-toy"]
-    assert the_plan.skipped[0][:2] == ("blocc-toy1", "aid-cg")
+    assert [s[:2] for s in the_plan.skipped] == [("blocc-toy1", "aid-cg"),
+                                                 ("svm-ho-wdbc", "aid-cg")]
 
 
 def test_unwritable_results_directory(tmp_path):
