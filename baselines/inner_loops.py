@@ -260,10 +260,10 @@ def project_onto_constraints(
     h is linearised at (x, y) (exact when h is affine, as in every coupled problem of the
     registry); the projection onto the half-space intersection {J dz <= -h} is computed from
     its dual  min_{lam >= 0} 1/2 |J^T lam|^2 - lam^T (h + J dz)  by accelerated projected
-    gradient, and the boxes are combined with it by Dykstra's alternating projections
-    (at most ``rounds``; one round when there is no box), both stopped at relative
-    change ``tol``. Cost: one value and one (batched)
-    Jacobian pass of h.
+    gradient, stopped when its KKT residual |min(lam, grad)| is below ``tol`` relative to
+    the violation, and the boxes are combined with it by Dykstra's alternating projections
+    (at most ``rounds``; one round when there is no box, stopped at relative change ``tol``).
+    Cost: one value and one (batched) Jacobian pass of h.
     """
     nx = x.numel()
     with torch.enable_grad():
@@ -289,12 +289,15 @@ def project_onto_constraints(
             return w
         lam = torch.zeros(m, dtype=h.dtype, device=h.device)
         anchor = lam
+        scale = tol * (1.0 + float(excess.abs().max()))
         for k in range(dual_iters):
             lam_next = (anchor - step * (gram @ anchor - excess)).clamp(min=0.0)
             anchor = lam_next + (k / (k + 3)) * (lam_next - lam)
-            done = bool((lam_next - lam).abs().max() <= tol * (1.0 + lam_next.abs().max()))
             lam = lam_next
-            if done:
+            # KKT residual min(lam, grad) of the dual: zero exactly at its solutions, also when
+            # the Gram matrix is singular (an equality written as two inequalities) and lam
+            # itself drifts along the null space without changing the projection
+            if bool(torch.minimum(lam, gram @ lam - excess).abs().max() <= scale):
                 break
         return w - jac.T @ lam
 

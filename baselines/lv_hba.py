@@ -25,6 +25,13 @@ The projection onto C is exact for affine h (every coupled problem of the regist
 is the box. Defaults: the authors' toy (P4) alpha = 0.008, beta = 0.02, eta = 0.01,
 gamma_1 = gamma_2 = 10, c_k = 0.025 (k+1)^0.3 (SVM: alpha = 0.01, beta = 0.1, eta = 0.01,
 gamma = 10 in this convention, c_k = (k+1)^0.5).
+
+Step sizes (linearised (theta, lam) step): with damping a = 1/gamma and coupling b = |grad_y h|,
+the simultaneous step contracts only for eta < 2a / (a^2 + b^2), and the (x, y) step, which
+pushes y away from theta at rate alpha/gamma_1, needs alpha of the order of eta. On P4
+(b^2 = 200) the published toy steps therefore grow the iterates (so does the authors' script,
+re-run); gamma = 0.1, eta = 1/30, alpha = 0.05, c_k = 0.3 (k+1)^0.75 converge
+(tests/test_solvers_coupled.py).
 Oracle cost per iteration (coupled): one gradient of f, 3 of g, 2 of h (one wrt theta, one wrt
 x), 2 values of h plus the projection (one value and one Jacobian pass of h).
 """
