@@ -20,10 +20,12 @@ corruption of stocBiO, arXiv:2010.07962, so that the corruption rate is exact):
   matrices (biases are not regularised), reg = 1e-3.
 * **UL**: f(x, y) = 1/m sum_{j in val} CE(model_y(z_j), l_j).
 
-Registered instances use the linear model. The MLP (``model="mlp"``) is implemented and
-tested, but has no registered instance yet: with the reference solvers at hand (AID-CG with
-the linear instances' settings), the cleaned MLP did not beat the MLP trained with x frozen at
-x_0 (test accuracy ~0.82 on digits), so no target could be frozen that separates the two.
+The MLP instance (``hyper-cleaning-digits-mlp``, 64 -> 32 -> 10) separates the solvers that
+survive a non-convex LL: AID-CG's conjugate gradient on the indefinite LL Hessian gives
+chance-level cleaning (precision 0.49 after 300 steps, test accuracy 0.64), while AID-Neumann
+with three short Neumann steps (eta 0.1, close to H^-1 ~ eta I) cleans at F1 0.98 and reaches
+test accuracy 0.93 in ~30 steps. With x frozen at x_0 the MLP memorises the noisy labels: its
+test accuracy peaks at ~0.88 and falls to ~0.84.
 
 Metrics. ``test_accuracy`` (primary): for the linear model, of the exact LL solution y*(x)
 (strongly convex LL, solved by L-BFGS in float64 to max |gradient| 1e-7, warm-started), with
@@ -260,6 +262,11 @@ HyperCleaning.instances = {
         "digits", "linear", 0.92, ("core", "full"), 20.0,
         "digits, linear, 50% corruption (0.86 at x_0). Target reached by aid-cg (outer_lr "
         "1000, inner_lr 1, D 10, N 10) in ~20 steps"),
+    "hyper-cleaning-digits-mlp": _instance(
+        "digits", "mlp", 0.93, ("core", "full"), 20.0,
+        "digits, tanh MLP 64-32-10, 50% corruption (at most ~0.88 with x frozen). Target "
+        "reached by aid-neumann (outer_lr 1000, inner_lr 0.5, D 10, eta 0.1, N 3) in ~30 steps",
+        hidden=32),
     "hyper-cleaning-fashion-mnist": _instance(
         "fashion-mnist", "linear", 0.79, ("papers", "full"), 120.0,
         "Fashion-MNIST 5k/5k/10k, linear, 50% corruption (0.757 at x_0). Target reached by "
