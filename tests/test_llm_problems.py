@@ -19,6 +19,7 @@ import datasets  # noqa: E402
 from bilevel_bench.oracles import Oracles  # noqa: E402
 from bilevel_bench.problems import llm_models, llm_text  # noqa: E402
 from bilevel_bench.registry import get_problem, get_solver, suites  # noqa: E402
+from tests.problem_runs import drive  # noqa: E402
 from tests.test_llm_data import needs_wheels  # noqa: E402
 
 SMALL = dict(n_benign=6, n_refusal=3, n_compliance=3, n_val_harmful=2, n_val_benign=2,
@@ -205,3 +206,12 @@ def test_missing_model_sources_are_data_errors(monkeypatch, tmp_path):
         llm_models.smollm2_checkpoint(cache=tmp_path)
     with pytest.raises(DataError, match="local checkpoint directory"):
         llm_models.load_pretrained(str(tmp_path / "no-model-here"))
+
+
+@needs_wheels
+def test_representation_tiny_target_needs_the_upper_level():
+    # x frozen (direct mixing trains the head only): the held-out DPO loss stays above the target
+    frozen, history = drive("llm-representation-tiny", "direct-mixing", {}, 20, every=2)
+    assert not frozen and min(m["ul_value"] for m in history) > 0.5
+    ok, history = drive("llm-representation-tiny", "lv-hba", {}, 10, every=2)
+    assert ok, [round(m["ul_value"], 3) for m in history]
