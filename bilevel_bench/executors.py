@@ -188,6 +188,8 @@ class LocalPool:
             worker.header = payload
         elif kind == "checkpoint":
             worker.trace.append(payload)
+        elif kind == "evaluation":  # evaluating is not the solver's time: extend the deadline
+            worker.deadline += payload
         elif kind == "record":
             return payload
         return None

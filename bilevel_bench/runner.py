@@ -5,7 +5,10 @@ Measurement protocol:
 * the solver clock runs only inside ``init`` and ``step``; on CUDA the device is synchronised
   before the clock is read, so asynchronous kernels are not under-reported;
 * evaluation happens at checkpoints, log-spaced both in iterations and in solver time
-  (``checkpoints_per_decade`` of each), with the clock paused and oracle counting off;
+  (``checkpoints_per_decade`` of each), with the clock paused and oracle counting off; a due
+  checkpoint waits while the evaluation time exceeds ``max_evaluation_ratio`` x the solver time
+  (plus ``evaluation_allowance``), so that an expensive exact evaluation cannot multiply a run's
+  wall time;
 * the run stops at the target (time-, oracles- and iterations-to-target are those of the first
   checkpoint that meets it), at a budget (seconds, oracle cost, iterations), on divergence
   (NaN/inf in the iterate or the primary metric) or on an exception.
@@ -53,13 +56,20 @@ class RunTask:
     dtype: str | None = None
     threads: int = 1
     checkpoints_per_decade: int = 20
+    #: a due checkpoint waits while the evaluation time so far exceeds this multiple of the
+    #: solver time plus ``evaluation_allowance`` seconds (problems with an expensive exact
+    #: evaluation: the run then takes about (1 + ratio) x its budget, at the price of a coarser
+    #: time-to-target; cheap evaluations stay within the allowance and are never deferred)
+    max_evaluation_ratio: float = 1.0
+    evaluation_allowance: float = 1.0
 
     def resolved_budget(self) -> Budget:
         return self.budget if self.budget is not None else registry.get_problem(
             self.problem).instance.budget
 
     def hard_timeout(self) -> float:
-        """Wall-clock seconds after which the run is killed."""
+        """Wall-clock seconds after which the run is killed; the time spent evaluating at
+        checkpoints is added to it as the run goes (the executors extend the deadline)."""
         if self.timeout is not None:
             return self.timeout
         seconds = self.resolved_budget().seconds
@@ -210,8 +220,9 @@ def start_solver(problem: BilevelProblem, cls: type[Solver], params: dict[str, A
 
 def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
     """Run one task in this process and return its record. Never raises for solver failures:
-    they become the record's status. ``emit(kind, payload)`` streams ``("header", dict)`` and
-    ``("checkpoint", row)`` events as they happen (used by the executors to survive kills)."""
+    they become the record's status. ``emit(kind, payload)`` streams ``("header", dict)``,
+    ``("evaluation", seconds)`` and ``("checkpoint", row)`` events as they happen (used by the
+    executors to survive kills and to keep evaluation time out of the hard timeout)."""
     emit = emit or (lambda kind, payload: None)
     started = time.perf_counter()
     header = record_header(task)
@@ -249,7 +260,9 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
             x, y = check_solution(solver.solution(), problem)
             finite = bool(torch.isfinite(x).all() and torch.isfinite(y).all())
             metrics = problem.evaluate(x, y) if finite else {metric: math.nan}
-        evaluation_time += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        evaluation_time += spent
+        emit("evaluation", spent)
         row = {"iteration": iteration, "time": clock.elapsed, **counter.snapshot(),
                "metrics": {k: float(v) for k, v in metrics.items()}}
         row["counts"] = {k: row.pop(k) for k in list(counter.counts)}
@@ -277,7 +290,9 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
                 break
             clock.timed(solver.step)
             iteration += 1
-            if schedule.due(iteration, clock.elapsed):
+            if schedule.due(iteration, clock.elapsed) and \
+                    evaluation_time <= task.max_evaluation_ratio * clock.elapsed \
+                    + task.evaluation_allowance:
                 status, error = checkpoint()
     except Exception as exc:
         status = "oom" if is_out_of_memory(exc) else "error"

@@ -161,3 +161,31 @@ def test_loader_reports_corrupt_and_foreign_files(tmp_path):
     assert "unsupported schema_version 99" in reasons["newer.json"]
     assert sum(1 for _, rec, _ in iter_records(tmp_path) if rec) == 1
     assert math.isfinite(frame.loc[0, "final_ul_gap"])
+
+
+SLOW = plugin("SlowEvaluation", "slow_problems.py") + ":slow-evaluation"  # 50 ms evaluations
+
+
+def test_expensive_evaluation_is_capped_at_the_solver_time():
+    record = run("v-pbgd", SLOW, budget=Budget(seconds=0.5), evaluation_allowance=0.0,
+                 hyperparameters={"inner_steps": 1})
+    s = record["summary"]
+    assert record["status"] == "budget" and s["solver_time"] >= 0.5
+    # deferred checkpoints: evaluation time stays within 1 x solver time (+ the forced first
+    # and last evaluations), yet the trace still has intermediate checkpoints
+    assert s["evaluation_time"] <= s["solver_time"] + 0.3
+    assert len(record["trace"]) >= 4
+    uncapped = run("v-pbgd", SLOW, budget=Budget(seconds=0.5), max_evaluation_ratio=math.inf,
+                   hyperparameters={"inner_steps": 1})
+    assert uncapped["summary"]["evaluation_time"] > 2 * uncapped["summary"]["solver_time"]
+
+
+def test_evaluation_time_does_not_count_against_the_hard_timeout():
+    # ~100 uncapped checkpoints x 50 ms of evaluation, far beyond the 1.5 s hard timeout
+    task = RunTask(problem=SLOW, solver="v-pbgd", budget=Budget(seconds=0.3), timeout=1.5,
+                   max_evaluation_ratio=math.inf, hyperparameters={"inner_steps": 1})
+    records: list[dict] = []
+    LocalPool(workers=1).map([task], records.append)
+    (record,) = records
+    assert record["status"] == "budget", record["error"]
+    assert record["summary"]["evaluation_time"] > 1.5
