@@ -75,12 +75,13 @@ def test_instances_shapes_constraints_and_floor():
     wild = grid.project_y(x, torch.linspace(-2, 2, y.numel(), dtype=torch.float64))
     assert wild[:72].min() >= 0.01 and wild[:72].max() <= 0.99 and wild[72:].min() >= 0
     # the per-link floor: 3-node shortest paths 1->3 = 1->2->3 and 3->1 = 3->2->1, so the
-    # direct links 1->3, 3->1 carry none (floor 1e-3) and the others two minimal shares
+    # direct links 1->3, 3->1 carry none (floor 1e-3) and the others two minimal shares, each
+    # plus the slack of 1e-3 that keeps the LL strictly feasible
     floor = small.a_min
-    assert float(floor[_link(small, 1, 3)]) == float(floor[_link(small, 3, 1)]) == 1e-3
-    assert float(floor[_link(small, 1, 2)]) == pytest.approx(0.02)
+    assert float(floor[_link(small, 1, 3)]) == float(floor[_link(small, 3, 1)]) == 2e-3
+    assert float(floor[_link(small, 1, 2)]) == pytest.approx(0.021)
     assert torch.equal(small.project_x(torch.zeros(6, dtype=torch.float64)), floor)
-    assert small.x_bounds == (1e-3, None)
+    assert small.x_bounds == (2e-3, None)
     # the LL is feasible at the floor: minimal shares fit, F is finite
     for problem in (small, grid):
         metrics = problem.evaluate(problem.a_min, problem.init(torch.Generator())[1])
@@ -134,3 +135,15 @@ def test_target_reached_by_blocc_and_not_with_x_frozen(name, steps, every, initi
     assert ok, [round(m["profit"], 3) for m in history]
     frozen, history = drive(name, "blocc", {**BLOCC[name], "lr": 0.0}, 2 * every, every=every)
     assert not frozen and history[-1]["profit"] == pytest.approx(initial, abs=0.1)
+
+
+def test_exact_solve_at_capacities_on_the_floor():
+    # capacities reached by PBGD-Free on the 9-node after 280 steps, 13 links on the floor: at
+    # the bare floor (no Slater point) Clarabel failed here; the slack of 1e-3 keeps it solvable
+    a = [4.6888, 0.091, 0.011, 6.8669, 0.054, 0.032, 0.108, 5.3216, 6.2317, 0.197, 0.7471, 0.011,
+         7.3131, 4.1337, 0.041, 1.9735, 1.9841, 0.1853, 0.129, 1.6417, 7.7507, 6.639, 3.8101,
+         6.4671, 0.04, 3.559, 2.3105, 0.072, 0.008, 0.104]
+    problem = Transport(network="9node")
+    x = torch.tensor(a, dtype=torch.float64)
+    metrics = problem.evaluate(x, problem.init(torch.Generator())[1])
+    assert np.isfinite(metrics["profit"]) and metrics["ll_gap"] >= -1e-6

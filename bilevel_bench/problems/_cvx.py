@@ -14,13 +14,17 @@ def solve_exact(problem: Any) -> bool:
     problem is infeasible. Raises ``cvxpy.error.SolverError`` if both attempts fail."""
     import cvxpy as cp
 
+    failure = "no attempt"
     for options in (_TIGHT, {}):
         try:
             problem.solve(solver=cp.CLARABEL, **options)
-        except cp.error.SolverError:
+        except cp.error.SolverError as exc:
+            failure = f"solver error ({exc})"
             continue
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             return False
         if problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             return True
-    raise cp.error.SolverError(f"Clarabel could not solve the lower level: {problem.status}")
+        failure = f"status {problem.status}"
+    raise cp.error.SolverError(
+        f"Clarabel could not solve the lower level with tight or default tolerances: {failure}")

@@ -21,9 +21,10 @@ Each conservation equality is written as two inequalities, so h = (cons, -cons, 
 with 2 |N| |K| + |E| rows. g is strictly convex in s, hence s*(a) is unique (the link flows may
 not be), and F(a) = f(a, y*(a)) is well defined.
 
-Capacity floor: a_min,e = max(1e-3, 0.01 sum_k w_k [e on the d-shortest path of k]), the load of
-the minimal shares s_k = 0.01 routed along shortest paths, so that the LL is feasible for every
-a >= a_min (``project_x`` clamps to this per-link floor; ``x_bounds`` holds its smallest entry).
+Capacity floor: a_min,e = max(1e-3, 0.01 sum_k w_k [e on the d-shortest path of k]) + 1e-3, the
+load of the minimal shares s_k = 0.01 routed along shortest paths plus a slack, so that the LL is
+strictly feasible for every a >= a_min (``project_x`` clamps to this per-link floor;
+``x_bounds`` holds its smallest entry).
 
 Instances: the data of the authors' MATLAB scripts (github.com/Liuyuan999/
 Penalty_Based_Lagrangian_Bilevel, folder Transportation/code/), transcribed exactly:
@@ -57,6 +58,10 @@ from bilevel_bench.problems._cvx import solve_exact
 
 SHARE_BOUNDS = (0.01, 0.99)
 MIN_CAPACITY = 1e-3
+#: added to every capacity floor: the LL then has a strictly feasible point at the floor
+#: (Slater), which the interior-point exact solve needs (at the bare floor Clarabel fails once
+#: a dozen links sit on it)
+CAPACITY_SLACK = 1e-3
 
 # ----------------------------------------------------------------------- the authors' data
 # Transcribed from Liuyuan999/Penalty_Based_Lagrangian_Bilevel, Transportation/code/ (MATLAB,
@@ -236,7 +241,8 @@ class Transport(BilevelProblem):
         self.incidence, self.supply = self.tensor(incidence), self.tensor(supply)
         # per-link floor: minimal shares routed along shortest paths (module docstring)
         on_path = _shortest_path_links(self.n_nodes, links, net["travel"], ods)
-        floor = np.maximum(SHARE_BOUNDS[0] * net["demand"] @ on_path, MIN_CAPACITY)
+        floor = np.maximum(SHARE_BOUNDS[0] * net["demand"] @ on_path, MIN_CAPACITY) \
+            + CAPACITY_SLACK
         self.a_min = self.tensor(floor)
         self.a_start = self.tensor(np.maximum(net["a_start"], floor))
         self.x_shape = torch.Size([self.n_links])
