@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default), inline (no isolation), or dask")
     p.add_argument("--address", help="dask: scheduler address (default: a local cluster)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                   help="hyperparameter override (repeatable)")
+                   help="hyperparameter override (repeatable); such runs are recorded under "
+                        "the ruleset 'custom', never ranked with the authors' defaults")
     p.add_argument("--no-resume", action="store_true", help="re-run runs already recorded")
     p.add_argument("--ruleset", default="default", choices=["default", "tuned"],
                    help="default hyperparameters, or tuned per instance on tuning seeds")
@@ -162,9 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
                              memory_limit_gb=args.memory_limit_gb, address=args.address)
     tasks = the_plan.tasks
-    if args.ruleset == "tuned":
-        if hyper:
+    if hyper:  # hand-set hyperparameters are neither the authors' defaults nor tuned
+        if args.ruleset == "tuned":
             raise ValueError("--hp and --ruleset tuned exclude each other")
+        tasks = [replace(task, ruleset="custom") for task in tasks]
+    if args.ruleset == "tuned":
         from bilevel_bench import tuning
 
         trials = tuning.tuning_tasks(tasks, args.trials, args.tuning_seeds)

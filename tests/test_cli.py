@@ -47,6 +47,7 @@ def test_run_with_hyperparameters_inline(capsys, results_dir):
     assert code == 0
     record = json.loads(next(results_dir.glob("*.json")).read_text())
     assert record["solver"]["hyperparameters"]["cg_steps"] == 3
+    assert record["ruleset"] == "custom"  # never ranked as the authors' defaults
     assert record["summary"]["iterations"] == 5 and record["status"] == "budget"
 
 
