@@ -168,9 +168,6 @@ def array_fingerprint(features: np.ndarray, labels: np.ndarray) -> str:
 def to_dataset(features: np.ndarray, labels: np.ndarray, name: str):
     """A :class:`datasets.Dataset` with columns ``features`` and ``label``, fingerprinted by
     :func:`array_fingerprint`."""
-    import datasets
-    from datasets.table import InMemoryTable
-
     features = np.ascontiguousarray(features)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     if features.ndim != 2 or labels.shape != (features.shape[0],):
@@ -178,9 +175,17 @@ def to_dataset(features: np.ndarray, labels: np.ndarray, name: str):
                          f"{features.shape} and {labels.shape}")
     column = pa.FixedSizeListArray.from_arrays(pa.array(features.reshape(-1)), features.shape[1])
     table = pa.table({"features": column, "label": pa.array(labels)})
-    info = datasets.DatasetInfo(description=name)
-    return datasets.Dataset(InMemoryTable(table), info=info,
-                            fingerprint=array_fingerprint(features, labels))
+    return fingerprinted_dataset(table, name, array_fingerprint(features, labels))
+
+
+def fingerprinted_dataset(table: pa.Table, name: str, fingerprint: str):
+    """A :class:`datasets.Dataset` over an in-memory Arrow table with our own content
+    fingerprint (the one written into run records)."""
+    import datasets
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(description=name),
+                            fingerprint=fingerprint)
 
 
 def dataset_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -246,15 +246,13 @@ def fingerprint_text(samples: Sequence[TextSample]) -> str:
 def text_dataset(samples: Sequence[TextSample], name: str):
     """A text set as a :class:`datasets.Dataset` (columns prompt, response, kind, rejected, in
     order), fingerprinted by :func:`fingerprint_text`: the fingerprint of the run records."""
-    import datasets
     import pyarrow as pa
-    from datasets.table import InMemoryTable
+
+    from bilevel_bench.data import fingerprinted_dataset
 
     columns = {field: pa.array([getattr(s, field) for s in samples], type=pa.string())
                for field in ("prompt", "response", "kind", "rejected")}
-    return datasets.Dataset(InMemoryTable(pa.table(columns)),
-                            info=datasets.DatasetInfo(description=name),
-                            fingerprint=fingerprint_text(samples))
+    return fingerprinted_dataset(pa.table(columns), name, fingerprint_text(samples))
 
 
 def text_samples(dataset) -> list[TextSample]:
