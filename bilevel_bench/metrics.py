@@ -38,6 +38,8 @@ problem versions).
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -280,3 +282,194 @@ def ranking(frame: pd.DataFrame, clock: str, *,
     columns = ["rank", "tied", "solver", "score", "score_lo", "score_hi", "mean_rank",
                "mean_rank_lo", "mean_rank_hi", "solved", "instances"]
     return table[columns].reset_index(drop=True), cube
+
+
+# ----------------------------------------------------------------- target ladders (ECDF)
+#: where each clock's log-budget axis of the ECDF starts and (for the oracle clock) ends;
+#: the time axis ends at the view's budget in seconds
+ECDF_RANGE = {"time": (1e-3, None), "oracles": (1.0, 1e7)}
+#: the field of a ladder hit that each clock reads
+HIT_FIELDS = {"time": "time", "oracles": "oracle_cost"}
+
+
+def ecdf_axis(frame: pd.DataFrame, clock: str) -> tuple[float, float]:
+    """The log-budget axis ``(low, high)`` of a clock: fixed for the oracle clock, up to the
+    largest budget in seconds of the runs for the time clock (a view holds one budget)."""
+    low, high = ECDF_RANGE[clock]
+    if high is None:
+        budgets = pd.to_numeric(frame.get("budget_seconds", pd.Series(dtype=float)),
+                                errors="coerce").dropna() if len(frame) else pd.Series([])
+        high = float(budgets.max()) if len(budgets) else 10.0
+    return low, max(high, low * 10)
+
+
+def rung_costs(frame: pd.DataFrame, clock: str) -> list[list[float]]:
+    """Per run, per rung of its ladder: the cost on ``clock`` of its first (gated) hit,
+    ``+inf`` when the rung was not reached."""
+    key = HIT_FIELDS[clock]
+    out = []
+    for hits in frame["ladder_hits"] if len(frame) else []:
+        costs = []
+        for hit in hits or []:
+            value = hit.get(key) if isinstance(hit, dict) else None
+            costs.append(float(value) if isinstance(value, int | float) and math.isfinite(value)
+                         else math.inf)
+        out.append(costs)
+    return out
+
+
+def area_scores(costs: Sequence[float], low: float, high: float) -> float:
+    """Area under one run's ECDF over its rungs on the log-budget axis [low, high], in
+    [0, 1]: the mean over rungs of ``(log high - log max(cost, low)) / (log high - log low)``
+    for a rung hit within ``high``, 0 for a rung missed. 1: every rung at the smallest budget;
+    the mean over runs and instances is the area under the aggregated ECDF (COCO's runtime
+    distribution over (instance, target) pairs; Moré & Wild's data profiles)."""
+    if not len(costs):
+        return 0.0
+    span = math.log(high) - math.log(low)
+    total = 0.0
+    for cost in costs:
+        if cost <= high:
+            total += (math.log(high) - math.log(max(cost, low))) / span
+    return total / len(costs)
+
+
+def ladder_cube(frame: pd.DataFrame, clock: str,
+                instances: Sequence[tuple[str, str]] | None = None,
+                solvers: Sequence[str] | None = None) -> CostCube:
+    """Per-run ECDF areas (:func:`area_scores`, higher is better) laid out like a
+    :class:`CostCube` (``runs[p, s, k]``, NaN-padded). The caller selects comparable runs."""
+    low, high = ecdf_axis(frame, clock)
+    scores = [area_scores(c, low, high) for c in rung_costs(frame, clock)]
+    data = frame.assign(_score=scores) if len(frame) else frame
+    if instances is None:
+        instances = sorted({tuple(v) for v in frame[INSTANCE].itertuples(index=False)})
+    if solvers is None:
+        solvers = sorted(frame["solver"].unique()) if len(frame) else []
+    instances, solvers = [tuple(i) for i in instances], list(solvers)
+    pi = {inst: i for i, inst in enumerate(instances)}
+    si = {s: j for j, s in enumerate(solvers)}
+    buckets: dict[tuple[int, int], list[float]] = {}
+    if len(frame):
+        for prob, ver, sol, score in zip(data["problem"].tolist(),
+                                         data["problem_version"].tolist(),
+                                         data["solver"].tolist(), data["_score"].tolist(),
+                                         strict=True):
+            i, j = pi.get((prob, ver)), si.get(sol)
+            if i is not None and j is not None:
+                buckets.setdefault((i, j), []).append(float(score))
+    width = max((len(v) for v in buckets.values()), default=1)
+    runs = np.full((len(instances), len(solvers), width), np.nan)
+    counts = np.zeros((len(instances), len(solvers)), dtype=int)
+    for (i, j), values in buckets.items():
+        runs[i, j, :len(values)] = values
+        counts[i, j] = len(values)
+    return CostCube(instances, solvers, runs, counts)
+
+
+def _ladder_scores(runs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(instance means (..., P, S): mean over a solver's runs, NaN where it has none;
+    solver scores (..., S): mean over the instances it ran)."""
+    with np.errstate(invalid="ignore"):
+        per_instance = np.where(counts > 0, np.nansum(runs, axis=-1) / np.maximum(counts, 1),
+                                np.nan)
+        ran = (counts > 0).sum(axis=-2)
+        score = np.where(ran > 0, np.nansum(per_instance, axis=-2) / np.maximum(ran, 1), np.nan)
+    return per_instance, score
+
+
+def _ladder_mean_ranks(per_instance: np.ndarray) -> np.ndarray:
+    """Mean over instances of each solver's rank (1 = largest area; ties share average ranks)
+    among the solvers that ran the instance."""
+    filled = np.where(np.isnan(per_instance), -np.inf, per_instance)
+    ranks = rankdata(-filled, method="average", axis=-1)
+    ranks = np.where(np.isnan(per_instance), np.nan, ranks)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(ranks, axis=-2) if ranks.shape[-2] else ranks.sum(axis=-2)
+
+
+def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
+                     chunk: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap replicates ``(scores, mean_ranks)`` of the ladder areas, each (n_boot x
+    solvers): instances resampled with replacement, then each solver's runs inside each."""
+    rng = np.random.default_rng(seed)
+    n_inst, n_solv, width = cube.runs.shape
+    scores = np.full((n_boot, n_solv), np.nan)
+    ranks = np.full((n_boot, n_solv), np.nan)
+    if n_inst == 0 or n_solv == 0:
+        return scores, ranks
+    slot = np.arange(width)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        pick = rng.integers(0, n_inst, size=(b, n_inst))
+        counts = cube.counts[pick]
+        draw = np.floor(rng.random((b, n_inst, n_solv, width)) * counts[..., None]).astype(int)
+        sample = np.take_along_axis(cube.runs[pick], draw, axis=-1)
+        sample = np.where(slot < counts[..., None], sample, np.nan)
+        with np.errstate(invalid="ignore"):
+            per_instance, score = _ladder_scores(sample, counts)
+            scores[start:start + b] = score
+            ranks[start:start + b] = _ladder_mean_ranks(per_instance)
+    return scores, ranks
+
+
+def ladder_ranking(frame: pd.DataFrame, clock: str, *,
+                   instances: Sequence[tuple[str, str]] | None = None,
+                   solvers: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+                   confidence: float = 0.95) -> tuple[pd.DataFrame, CostCube]:
+    """The ranking of one comparable set of runs by the area under the target-ladder ECDF
+    (:func:`area_scores`; mean over the instances a solver ran, each instance weighted
+    equally), best first, with the columns of :func:`ranking`: ``rank`` (1 + the number of
+    solvers whose score interval lies entirely above), ``tied``, ``score`` [lo, hi],
+    ``mean_rank`` [lo, hi], ``solved`` (instances whose final target more than half the seeds
+    reach), ``rungs_reached`` (fraction of (run, rung) pairs reached) and ``instances`` (that
+    the solver ran). Also returns the :class:`CostCube` of per-run areas."""
+    cube = ladder_cube(frame, clock, instances, solvers)
+    per_instance, score = _ladder_scores(cube.runs, cube.counts)
+    rank = _ladder_mean_ranks(per_instance)
+    boot_s, boot_r = ladder_bootstrap(cube, n_boot=n_boot, seed=seed)
+    alpha = (1.0 - confidence) / 2.0
+    if n_boot and len(cube.instances):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            s_lo, s_hi = np.nanquantile(boot_s, [alpha, 1 - alpha], axis=0)
+            r_lo, r_hi = np.nanquantile(boot_r, [alpha, 1 - alpha], axis=0)
+    else:
+        s_lo = s_hi = score
+        r_lo = r_hi = rank
+    final = cost_cube(frame, clock, cube.instances, cube.solvers).costs()
+    reached = {s: (np.mean([np.isfinite(c) for costs in rung_costs(part, clock)
+                            for c in costs]) if len(part) else np.nan)
+               for s, part in frame.groupby("solver")} if len(frame) else {}
+    table = pd.DataFrame({
+        "solver": cube.solvers, "score": score, "score_lo": s_lo, "score_hi": s_hi,
+        "mean_rank": rank, "mean_rank_lo": r_lo, "mean_rank_hi": r_hi,
+        "solved": np.isfinite(final).sum(axis=0) if len(cube.instances) else 0,
+        "rungs_reached": [reached.get(s, np.nan) for s in cube.solvers],
+        "instances": (cube.counts > 0).sum(axis=0) if len(cube.instances) else 0,
+    })
+    table["rank"] = tie_ranks(table["score_lo"].fillna(-np.inf), table["score_hi"].fillna(-np.inf))
+    table["tied"] = table["rank"].map(table["rank"].value_counts()) > 1
+    table = table.sort_values(["rank", "score", "mean_rank", "solver"],
+                              ascending=[True, False, True, True], kind="stable")
+    columns = ["rank", "tied", "solver", "score", "score_lo", "score_hi", "mean_rank",
+               "mean_rank_lo", "mean_rank_hi", "solved", "rungs_reached", "instances"]
+    return table[columns].reset_index(drop=True), cube
+
+
+def ecdf(frame: pd.DataFrame, clock: str, budgets: Sequence[float]) -> dict[str, np.ndarray]:
+    """Per solver, the fraction of (instance, rung) pairs reached within each budget (runs
+    averaged per instance, instances weighted equally): the curves of the ECDF plot."""
+    budgets = np.asarray(budgets, dtype=float)
+    out = {}
+    if frame.empty:
+        return out
+    data = frame.assign(_costs=rung_costs(frame, clock))
+    for solver, part in data.groupby("solver"):
+        per_instance = []
+        for _, inst in part.groupby(INSTANCE):
+            fractions = [np.mean([[c <= b for c in costs] for b in budgets], axis=1)
+                         if costs else np.zeros(len(budgets)) for costs in inst["_costs"]]
+            per_instance.append(np.mean(fractions, axis=0))
+        out[solver] = np.mean(per_instance, axis=0)
+    return out

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,11 +58,73 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class LLGate:
+    """When a checkpoint may count for a target: the lower level must be solved.
+
+    ``metric=None`` states that the primary metric is computed by the evaluator from ``x``
+    alone with an accurate ``y*(x)`` (closed form or an exact solve), so the solver's own ``y``
+    cannot make it look better and no gate is needed. Otherwise the checkpoint counts only if
+    ``metrics[metric] <= max(rtol * value_at_start, atol)``, where ``value_at_start`` is the
+    metric at the seeded initial point (x0, y0): ``ll_gap`` or an LL stationarity measure
+    relative to its start (``rtol``), or an absolute level (``atol``, with ``rtol = 0``).
+    """
+
+    metric: str | None = None
+    rtol: float = 0.0
+    atol: float = 0.0
+    why: str = ""
+
+    def passes(self, metrics: Mapping[str, float], start: Mapping[str, float]) -> bool:
+        if self.metric is None:
+            return True
+        value = metrics.get(self.metric, math.nan)
+        reference = start.get(self.metric, math.nan)
+        bound = self.atol
+        if self.rtol and math.isfinite(reference):
+            bound = max(bound, self.rtol * abs(reference))
+        return math.isfinite(value) and value <= bound
+
+    def describe(self) -> str:
+        if self.metric is None:
+            return self.why or "none needed: the metric is computed from x with an exact y*(x)"
+        parts = []
+        if self.rtol:
+            parts.append(f"{self.rtol:g} x its value at (x0, y0)")
+        if self.atol or not parts:
+            parts.append(f"{self.atol:g}")
+        text = f"{self.metric} <= max({', '.join(parts)})" if len(parts) > 1 else \
+            f"{self.metric} <= {parts[0]}"
+        return text + (f" ({self.why})" if self.why else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "rtol": self.rtol, "atol": self.atol,
+                "description": self.describe()}
+
+
+#: the gate of a metric computed by the evaluator from x alone (see :class:`LLGate`)
+EXACT_LL = LLGate(None, why="none needed: the metric is computed from x with an exact y*(x)")
+#: the gate of a family that declares none but reports ``ll_gap``: within 1e-2 of the gap at
+#: the start, or below 1e-6
+DEFAULT_LL_GAP_GATE = LLGate("ll_gap", rtol=1e-2, atol=1e-6,
+                             why="default for families reporting ll_gap")
+#: rungs of a default target ladder (the last one is the instance's final target)
+DEFAULT_RUNGS = 10
+
+
+@dataclass(frozen=True)
 class Instance:
     """A named, frozen parameter set of a problem family.
 
     ``target`` is the frozen threshold on the family's primary metric (lower is better unless
     the family says ``higher_is_better``); ``suites`` lists the suites this instance belongs to.
+
+    ``ladder`` is the instance's ladder of targets on the primary metric (COCO-style runtime
+    distributions count every rung a run reaches), monotone in the metric's direction and
+    ending at ``target``; ``None`` gives the default ladder: :data:`DEFAULT_RUNGS` rungs from
+    the metric's value at the seeded initial point to ``target`` (log-spaced when both are
+    positive and lower is better, linear otherwise), see :func:`default_ladder`.
+    ``ll_gate`` (or the family's) says when a checkpoint may count (:class:`LLGate`).
+    ``checkpoints_per_decade`` overrides the runner's (expensive evaluations use fewer).
     """
 
     params: Mapping[str, Any]
@@ -70,6 +132,49 @@ class Instance:
     budget: Budget = field(default_factory=Budget)
     suites: tuple[str, ...] = ()
     description: str = ""
+    ladder: tuple[float, ...] | None = None
+    ll_gate: LLGate | None = None
+    checkpoints_per_decade: int | None = None
+
+
+class LadderError(ValueError):
+    """A declared target ladder is not monotone, or contradicts the metric's direction."""
+
+
+def check_ladder(instance: str, ladder: Sequence[float], target: float,
+                 higher_is_better: bool) -> tuple[float, ...]:
+    """Validate a ladder: finite, strictly monotone towards better values of the metric,
+    ending at the final ``target``. Raises :class:`LadderError` naming the instance."""
+    rungs = tuple(float(v) for v in ladder)
+    direction = "increasing" if higher_is_better else "decreasing"
+    if not rungs or not all(math.isfinite(v) for v in rungs):
+        raise LadderError(f"instance {instance!r}: its ladder must be a non-empty sequence of "
+                          f"finite numbers, got {ladder!r}")
+    steps = [b - a for a, b in zip(rungs, rungs[1:], strict=False)]
+    if any((s <= 0) if higher_is_better else (s >= 0) for s in steps):
+        raise LadderError(f"instance {instance!r}: its ladder {list(rungs)} must be strictly "
+                          f"{direction} (the primary metric is "
+                          f"{'higher' if higher_is_better else 'lower'}-is-better); fix the "
+                          "order or the family's higher_is_better")
+    if not math.isclose(rungs[-1], target, rel_tol=1e-12, abs_tol=1e-300):
+        raise LadderError(f"instance {instance!r}: its ladder must end at the final target "
+                          f"{target:g}, but ends at {rungs[-1]:g}")
+    return rungs
+
+
+def default_ladder(start: float, target: float, higher_is_better: bool,
+                   rungs: int = DEFAULT_RUNGS) -> tuple[float, ...]:
+    """``rungs`` targets from the value at the start (excluded) to ``target`` (included):
+    geometric when lower is better and both ends are positive (gaps, losses), linear otherwise.
+    If the start already meets the target, or is not finite, the ladder is just ``(target,)``."""
+    if not math.isfinite(start) or reached(start, target, higher_is_better) or rungs <= 1:
+        return (float(target),)
+    if not higher_is_better and start > 0 and target > 0:
+        ratio = (target / start) ** (1.0 / rungs)
+        values = [start * ratio**k for k in range(1, rungs)]
+    else:
+        values = [start + (target - start) * k / rungs for k in range(1, rungs)]
+    return (*values, float(target))
 
 
 class BilevelProblem:
@@ -83,6 +188,8 @@ class BilevelProblem:
     citation:         source of the formulation (paper and arXiv id).
     primary_metric:   the key of ``evaluate``'s output that the target applies to.
     higher_is_better: direction of the primary metric.
+    ll_gate:          when a checkpoint counts for a target (:class:`LLGate`).
+    paper_metric:     the metric the papers report, if not the primary one.
     provides:         oracle features offered, subset of ``ORACLE_FEATURES``.
     instances:        instance name -> :class:`Instance`.
     """
@@ -95,6 +202,12 @@ class BilevelProblem:
     higher_is_better: ClassVar[bool] = False
     provides: ClassVar[frozenset[str]] = frozenset({"second_order"})
     instances: ClassVar[Mapping[str, Instance]] = {}
+    #: when a checkpoint may count for a target (instances may override); ``None``: gated by
+    #: ``ll_gap`` (:data:`DEFAULT_LL_GAP_GATE`) when the evaluation reports it
+    ll_gate: ClassVar[LLGate | None] = None
+    #: the metric the papers report for this family, when it is not the primary one (shown on
+    #: the problem pages beside the primary metric)
+    paper_metric: ClassVar[str | None] = None
 
     #: number of coupled constraints h(x, y) <= 0 (0: none)
     n_constraints: int = 0

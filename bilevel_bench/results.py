@@ -4,16 +4,26 @@ A record holds everything needed to interpret a run without the code that produc
 
     schema, schema_version, run_id, created
     problem   name, family, version, params, primary_metric, higher_is_better, target,
-              citation, formulation, dataset_fingerprints, x_dim, y_dim, n_constraints
+              ladder [rung targets, the last is the final target], ll_gate {metric, rtol,
+              atol, description}, citation, formulation, dataset_fingerprints, x_dim, y_dim,
+              n_constraints
+    start_metrics  the evaluation at the seeded initial point (x0, y0)
     solver    name, version, citation, spec, hyperparameters, needs, handles, source_sha256
     ruleset, seed, device {type, name, threads}, hardware {cpu, cores, memory_gb, gpu, class}
     versions  python, torch, numpy, bilevel_bench, platform;  git_revision
     budget    seconds, oracle_cost, iterations, timeout
     status    converged | budget | diverged | error | timeout | oom
     error     {type, message, traceback} or null
-    trace     [{iteration, time, oracle_cost, samples, counts {...}, metrics {...}}]
-    summary   converged, time_to_target, oracles_to_target, iterations_to_target, iterations,
-              solver_time, oracle_cost, wall_time, evaluation_time, final {metric: value}
+    trace     [{iteration, time (solver CPU s), wall_time, oracle_cost, samples, gate (passes
+              the LL gate), counts {...}, metrics {...}}]
+    summary   converged, time_to_target, oracles_to_target, iterations_to_target (the final
+              rung's first gated hit), rungs, rungs_reached, ladder_hits [per rung: {target,
+              iteration, oracle_cost, time, wall_time} or null], iterations, solver_time,
+              solver_wall_time, oracle_cost, wall_time, evaluation_time, final {metric: value},
+              start {metric: value}
+
+Schema 1 records (no ladder, no gate) are migrated when read: their ladder is the final target
+alone and every checkpoint counts (:func:`migrate_record`).
 
 Files are written atomically (temporary file + rename) and named
 ``<problem>__<solver>__seed<k>__<run_id>.json``, so records from many machines merge by
@@ -23,6 +33,7 @@ copying files, and a matrix that is run again skips the run ids already present 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -34,7 +45,9 @@ from typing import Any
 from bilevel_bench.errors import ResultsError
 
 SCHEMA = "bilevel-bench/run-record"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: older schema versions this bilevel_bench reads, migrated by :func:`migrate_record`
+MIGRATABLE = (1,)
 STATUSES = ("converged", "budget", "diverged", "error", "timeout", "oom")
 REQUIRED = {
     "problem": dict, "solver": dict, "seed": int, "status": str, "trace": list, "summary": dict,
@@ -98,9 +111,10 @@ def validate_record(record: Any) -> list[str]:
     if record.get("schema") != SCHEMA:
         return [f"not a bilevel-bench run record (schema {record.get('schema')!r})"]
     version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in MIGRATABLE:
         return [f"unsupported schema_version {version!r} (this bilevel_bench reads "
-                f"{SCHEMA_VERSION}); upgrade bilevel-bench or convert the record"]
+                f"{', '.join(map(str, (*MIGRATABLE, SCHEMA_VERSION)))}); upgrade bilevel-bench "
+                "or convert the record"]
     problems = [f"field {key!r} missing or not a {kind.__name__}"
                 for key, kind in REQUIRED.items() if not isinstance(record.get(key), kind)]
     if problems:
@@ -118,6 +132,50 @@ def validate_record(record: Any) -> list[str]:
             problems.append(f"trace row {i} is malformed")
             break
     return problems
+
+
+def ladder_hits(trace: list[dict], metric: str, ladder: list[float],
+                higher_is_better: bool) -> list[dict | None]:
+    """Per rung, the first checkpoint that meets it and passes the LL gate (its iteration,
+    oracle cost, solver time and wall time), or ``None``."""
+    hits: list[dict | None] = [None] * len(ladder)
+    for row in trace:
+        if not row.get("gate", True):
+            continue
+        value = row["metrics"].get(metric, math.nan)
+        if not isinstance(value, int | float):
+            continue
+        for k, rung in enumerate(ladder):
+            if hits[k] is None and _meets(float(value), rung, higher_is_better):
+                hits[k] = {"target": rung, "iteration": row.get("iteration"),
+                           "oracle_cost": row.get("oracle_cost"), "time": row.get("time"),
+                           "wall_time": row.get("wall_time")}
+    return hits
+
+
+def _meets(value: float, target: float, higher_is_better: bool) -> bool:
+    if not math.isfinite(value):
+        return False
+    return value >= target if higher_is_better else value <= target
+
+
+def migrate_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record in the current schema: its ladder is the final target alone, every
+    checkpoint counts (schema 1 had no LL gate), times were wall-clock seconds."""
+    if record.get("schema_version") == SCHEMA_VERSION:
+        return record
+    problem = dict(record["problem"])
+    target = problem.get("target")
+    problem.setdefault("ladder", [] if target is None else [target])
+    problem.setdefault("ll_gate", {"metric": None, "rtol": 0.0, "atol": 0.0,
+                                   "description": "none (schema 1 record)"})
+    summary = dict(record["summary"])
+    hits = ladder_hits(record["trace"], problem["primary_metric"], problem["ladder"],
+                       bool(problem.get("higher_is_better", False)))
+    summary.update(rungs=len(hits), rungs_reached=sum(h is not None for h in hits),
+                   ladder_hits=hits)
+    return {**record, "problem": problem, "summary": summary, "schema_version": SCHEMA_VERSION,
+            "migrated_from": record.get("schema_version")}
 
 
 def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, str]]:
@@ -139,7 +197,7 @@ def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, 
             if problems:
                 yield path, None, "; ".join(problems)
             else:
-                yield path, record, ""
+                yield path, migrate_record(record), ""
 
 
 def recorded_run_ids(directory: str | Path) -> set[str]:
@@ -168,6 +226,13 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "hardware_class": record["hardware"].get("class"),
         "status": record["status"],
         "converged": bool(summary.get("converged", False)),
+        "target_ladder": list(problem.get("ladder") or []),
+        "rungs": summary.get("rungs"),
+        "rungs_reached": summary.get("rungs_reached"),
+        "ladder_hits": list(summary.get("ladder_hits") or []),
+        "budget_seconds": (record.get("budget") or {}).get("seconds"),
+        "budget_oracles": (record.get("budget") or {}).get("oracle_cost"),
+        "budget_iterations": (record.get("budget") or {}).get("iterations"),
         "time_to_target": summary.get("time_to_target"),
         "oracles_to_target": summary.get("oracles_to_target"),
         "iterations_to_target": summary.get("iterations_to_target"),

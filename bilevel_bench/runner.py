@@ -1,17 +1,26 @@
 """One run: (problem instance, solver, hyperparameters, seed, device) -> run record.
 
-Measurement protocol:
+Measurement protocol (version 2):
 
-* the solver clock runs only inside ``init`` and ``step``; on CUDA the device is synchronised
-  before the clock is read, so asynchronous kernels are not under-reported;
-* evaluation happens at checkpoints, log-spaced both in iterations and in solver time
-  (``checkpoints_per_decade`` of each), with the clock paused and oracle counting off; a due
-  checkpoint waits while the evaluation time exceeds ``max_evaluation_ratio`` x the solver time
-  (plus ``evaluation_allowance``), so that an expensive exact evaluation cannot multiply a run's
-  wall time;
-* the run stops at the target (time-, oracles- and iterations-to-target are those of the first
-  checkpoint that meets it), at a budget (seconds, oracle cost, iterations), on divergence
-  (NaN/inf in the iterate or the primary metric) or on an exception.
+* **clocks.** The solver clock runs only inside ``init`` and ``step`` and reads the CPU time of
+  the solver process (``time.process_time``: all its threads, not the neighbours'), so a
+  budget in seconds stops a run after the same work on a quiet or a busy machine; on CUDA it
+  reads the device-synchronised wall time instead. Wall time inside ``init``/``step`` is
+  recorded beside it (``wall_time``), never used to stop anything. The oracle clock is the
+  counted oracle cost (:mod:`bilevel_bench.oracles`).
+* **checkpoints** are log-spaced in *iterations only* (``checkpoints_per_decade``; an instance
+  may set fewer), so which checkpoint first meets a target, and its iteration and oracle cost,
+  are the same on any machine. Evaluation is untimed, uncounted, and never deferred.
+* **target ladder.** Before ``init`` the seeded initial point (x0, y0) is evaluated once; the
+  instance's ladder (declared, or :func:`~bilevel_bench.problem.default_ladder` from that
+  start value to the final target) is recorded, and so is the first checkpoint that meets each
+  rung (iteration, oracle cost, solver time, wall time).
+* **LL gate.** A checkpoint counts for a rung only if it passes the instance's
+  :class:`~bilevel_bench.problem.LLGate` (the lower level solved to a stated tolerance, or a
+  metric computed from x with an exact y*(x)).
+* the run stops at the final target (``converged``), at a budget (solver seconds, oracle cost,
+  iterations: ``budget``), on divergence (NaN/inf in the iterate or the primary metric) or on
+  an exception.
 
 ``execute`` runs in the current process; :mod:`bilevel_bench.executors` runs it in child processes
 with a hard timeout, out-of-memory handling and thread pinning.
@@ -33,9 +42,17 @@ import torch
 
 from bilevel_bench import registry
 from bilevel_bench.oracles import OracleCounter, Oracles
-from bilevel_bench.problem import BilevelProblem, Budget, reached
+from bilevel_bench.problem import (
+    DEFAULT_LL_GAP_GATE,
+    BilevelProblem,
+    Budget,
+    LLGate,
+    check_ladder,
+    default_ladder,
+    reached,
+)
 from bilevel_bench.provenance import git_revision, hardware, source_sha256, versions
-from bilevel_bench.results import SCHEMA, SCHEMA_VERSION
+from bilevel_bench.results import SCHEMA, SCHEMA_VERSION, ladder_hits
 from bilevel_bench.solver import Solver
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -55,13 +72,8 @@ class RunTask:
     ruleset: str = "default"
     dtype: str | None = None
     threads: int = 1
-    checkpoints_per_decade: int = 20
-    #: a due checkpoint waits while the evaluation time so far exceeds this multiple of the
-    #: solver time plus ``evaluation_allowance`` seconds (problems with an expensive exact
-    #: evaluation: the run then takes about (1 + ratio) x its budget, at the price of a coarser
-    #: time-to-target; cheap evaluations stay within the allowance and are never deferred)
-    max_evaluation_ratio: float = 1.0
-    evaluation_allowance: float = 1.0
+    #: checkpoints per decade of iterations; ``None``: the instance's, else 20
+    checkpoints_per_decade: int | None = None
 
     def resolved_budget(self) -> Budget:
         return self.budget if self.budget is not None else registry.get_problem(
@@ -88,43 +100,76 @@ class RunTask:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class _Clock:
-    """Solver time: accumulated only between ``start`` and ``stop``; device-synchronised."""
+class SolverClock:
+    """Solver time, accumulated only inside :meth:`timed`.
 
-    def __init__(self, device: torch.device) -> None:
+    ``elapsed`` is the budget clock: the CPU time of this process (``time.process_time``, all
+    its threads) on CPU, the synchronised wall time on CUDA (kernels are asynchronous; the
+    device is synchronised before each reading). ``wall`` is the wall time inside the same
+    sections, recorded beside it. ``cpu_time`` is injectable (tests simulate slower machines).
+    """
+
+    def __init__(self, device: torch.device,
+                 cpu_time: Callable[[], float] = time.process_time) -> None:
         self.cuda = device.type == "cuda"
+        self.cpu_time = cpu_time
         self.elapsed = 0.0
+        self.wall = 0.0
 
-    def _now(self) -> float:
+    def _sync(self) -> None:
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter()
 
     def timed(self, fn: Callable[[], Any]) -> Any:
-        start = self._now()
+        self._sync()
+        wall0, cpu0 = time.perf_counter(), self.cpu_time()
         try:
             return fn()
         finally:
-            self.elapsed += self._now() - start
+            self._sync()
+            wall = time.perf_counter() - wall0
+            self.wall += wall
+            self.elapsed += wall if self.cuda else self.cpu_time() - cpu0
 
 
-class _Schedule:
-    """Log-spaced checkpoints in iterations and in solver time."""
+class IterationSchedule:
+    """Checkpoints log-spaced in iterations only (machine-independent): every iteration up to
+    ``per_decade``, then ``per_decade`` per decade."""
 
-    def __init__(self, per_decade: int, first_time: float = 1e-3) -> None:
+    def __init__(self, per_decade: int) -> None:
+        if per_decade < 1:
+            raise ValueError(f"checkpoints per decade must be at least 1, got {per_decade}")
         self.factor = 10 ** (1.0 / per_decade)
         self.next_iteration = 1
-        self.next_time = first_time
 
-    def due(self, iteration: int, elapsed: float) -> bool:
-        return iteration >= self.next_iteration or elapsed >= self.next_time
+    def due(self, iteration: int) -> bool:
+        return iteration >= self.next_iteration
 
-    def advance(self, iteration: int, elapsed: float) -> None:
+    def advance(self, iteration: int) -> None:
         while self.next_iteration <= iteration:
             self.next_iteration = max(self.next_iteration + 1,
                                       math.ceil(self.next_iteration * self.factor))
-        while self.next_time <= elapsed:
-            self.next_time *= self.factor
+
+
+def resolve_gate(entry: registry.ProblemEntry, problem: BilevelProblem,
+                 start: dict[str, float]) -> LLGate:
+    """The LL gate of an instance: its own, else its family's, else ``ll_gap`` (when the
+    evaluation reports it), else none (stated as undeclared)."""
+    gate = entry.instance.ll_gate or type(problem).ll_gate
+    if gate is not None:
+        return gate
+    if "ll_gap" in start:
+        return DEFAULT_LL_GAP_GATE
+    return LLGate(None, why="not declared by the family, which reports no ll_gap")
+
+
+def resolve_ladder(entry: registry.ProblemEntry, problem: BilevelProblem,
+                   start: dict[str, float]) -> tuple[float, ...]:
+    """The instance's declared ladder, or the default one from its value at (x0, y0)."""
+    target, higher = entry.instance.target, problem.higher_is_better
+    if entry.instance.ladder is not None:
+        return check_ladder(entry.name, entry.instance.ladder, target, higher)
+    return default_ladder(start.get(problem.primary_metric, math.nan), target, higher)
 
 
 def describe_solver(cls: type[Solver], spec: str, hyperparameters: dict[str, Any]) -> dict:
@@ -158,24 +203,31 @@ def record_header(task: RunTask) -> dict[str, Any]:
 
 def finish_record(header: dict, trace: list[dict], status: str, error: dict | None,
                   wall_time: float, evaluation_time: float = 0.0) -> dict[str, Any]:
-    """Assemble a record from its header, trace and outcome; computes the summary."""
+    """Assemble a record from its header, trace and outcome; computes the summary (the final
+    target's first hit and every rung's, counting only checkpoints that pass the LL gate)."""
     problem = header["problem"]
     target, higher = problem.get("target"), problem.get("higher_is_better", False)
     metric = problem["primary_metric"]
-    hit = next((row for row in trace if target is not None
-                and reached(row["metrics"].get(metric, math.nan), target, higher)), None)
+    ladder = list(problem.get("ladder") or ([] if target is None else [target]))
+    hits = ladder_hits(trace, metric, ladder, higher)
+    hit = hits[-1] if hits else None
     last = trace[-1] if trace else {}
     summary = {
         "converged": hit is not None,
         "time_to_target": hit["time"] if hit else None,
         "oracles_to_target": hit["oracle_cost"] if hit else None,
         "iterations_to_target": hit["iteration"] if hit else None,
+        "rungs": len(ladder),
+        "rungs_reached": sum(h is not None for h in hits),
+        "ladder_hits": hits,
         "iterations": last.get("iteration", 0),
         "solver_time": last.get("time", 0.0),
+        "solver_wall_time": last.get("wall_time", 0.0),
         "oracle_cost": last.get("oracle_cost", 0.0),
         "wall_time": wall_time,
         "evaluation_time": evaluation_time,
         "final": dict(last.get("metrics", {})),
+        "start": dict(header.get("start_metrics") or {}),
     }
     return {**header, "status": status, "error": error, "trace": trace, "summary": summary}
 
@@ -218,11 +270,13 @@ def start_solver(problem: BilevelProblem, cls: type[Solver], params: dict[str, A
     return solver, oracles
 
 
-def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None,
+            cpu_time: Callable[[], float] = time.process_time) -> dict[str, Any]:
     """Run one task in this process and return its record. Never raises for solver failures:
     they become the record's status. ``emit(kind, payload)`` streams ``("header", dict)``,
     ``("evaluation", seconds)`` and ``("checkpoint", row)`` events as they happen (used by the
-    executors to survive kills and to keep evaluation time out of the hard timeout)."""
+    executors to survive kills and to keep evaluation time out of the hard timeout).
+    ``cpu_time`` is the solver clock's time source (see :class:`SolverClock`)."""
     emit = emit or (lambda kind, payload: None)
     started = time.perf_counter()
     header = record_header(task)
@@ -233,18 +287,14 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
     except Exception as exc:
         return finish_record(header, trace, "error", error_info(exc),
                              time.perf_counter() - started)
-    header["problem"] = {**problem.describe(), "target": entry.instance.target,
-                         "formulation": problem.formulation}
-    header["solver"] = describe_solver(cls, task.solver, task.hyperparameters)
-    header["device"]["name"] = str(problem.device)
-    emit("header", header)
 
     budget = task.resolved_budget()
     counter = OracleCounter()
     oracles = Oracles(problem, counter)
-    clock = _Clock(problem.device)
-    schedule = _Schedule(task.checkpoints_per_decade)
-    metric, target = problem.primary_metric, entry.instance.target
+    clock = SolverClock(problem.device, cpu_time)
+    per_decade = task.checkpoints_per_decade or entry.instance.checkpoints_per_decade or 20
+    schedule = IterationSchedule(per_decade)
+    metric = problem.primary_metric
     torch.manual_seed(task.seed)
     generator = torch.Generator().manual_seed(task.seed)
     x0, y0 = problem.init(generator)
@@ -252,29 +302,49 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
     solver = cls(**task.hyperparameters)
     iteration = 0
 
-    def checkpoint() -> tuple[str | None, dict | None]:
-        """Evaluate the current solution; returns (stop status or None, error)."""
+    def evaluate(x: torch.Tensor, y: torch.Tensor) -> tuple[bool, dict[str, float]]:
         nonlocal evaluation_time
         t0 = time.perf_counter()
         with counter.paused():
-            x, y = check_solution(solver.solution(), problem)
             finite = bool(torch.isfinite(x).all() and torch.isfinite(y).all())
             metrics = problem.evaluate(x, y) if finite else {metric: math.nan}
         spent = time.perf_counter() - t0
         evaluation_time += spent
         emit("evaluation", spent)
-        row = {"iteration": iteration, "time": clock.elapsed, **counter.snapshot(),
-               "metrics": {k: float(v) for k, v in metrics.items()}}
+        return finite, {k: float(v) for k, v in metrics.items()}
+
+    try:  # the seeded start, the same for every solver: the ladder and the gate's reference
+        _, start = evaluate(x0.detach(), y0.detach())
+        ladder = resolve_ladder(entry, problem, start)
+        gate = resolve_gate(entry, problem, start)
+    except Exception as exc:
+        return finish_record(header, trace, "error", error_info(exc),
+                             time.perf_counter() - started, evaluation_time)
+    header["problem"] = {**problem.describe(), "target": entry.instance.target,
+                         "ladder": list(ladder), "ll_gate": gate.as_dict(),
+                         "formulation": problem.formulation}
+    header["start_metrics"] = start
+    header["solver"] = describe_solver(cls, task.solver, task.hyperparameters)
+    header["device"]["name"] = str(problem.device)
+    header["checkpoints_per_decade"] = per_decade
+    emit("header", header)
+
+    def checkpoint() -> tuple[str | None, dict | None]:
+        """Evaluate the current solution; returns (stop status or None, error)."""
+        finite, metrics = evaluate(*check_solution(solver.solution(), problem))
+        gated = gate.passes(metrics, start)
+        row = {"iteration": iteration, "time": clock.elapsed, "wall_time": clock.wall,
+               **counter.snapshot(), "gate": gated, "metrics": metrics}
         row["counts"] = {k: row.pop(k) for k in list(counter.counts)}
         trace.append(row)
         emit("checkpoint", row)
-        schedule.advance(iteration, clock.elapsed)
-        value = row["metrics"].get(metric, math.nan)
+        schedule.advance(iteration)
+        value = metrics.get(metric, math.nan)
         if not finite or not math.isfinite(value):
             return "diverged", {"type": "Diverged", "message":
                                 f"non-finite {'iterate' if not finite else metric} "
                                 f"at iteration {iteration}", "traceback": ""}
-        if reached(value, target, problem.higher_is_better):
+        if gated and reached(value, entry.instance.target, problem.higher_is_better):
             return "converged", None
         return None, None
 
@@ -290,9 +360,7 @@ def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None) -> di
                 break
             clock.timed(solver.step)
             iteration += 1
-            if schedule.due(iteration, clock.elapsed) and \
-                    evaluation_time <= task.max_evaluation_ratio * clock.elapsed \
-                    + task.evaluation_allowance:
+            if schedule.due(iteration):
                 status, error = checkpoint()
     except Exception as exc:
         status = "oom" if is_out_of_memory(exc) else "error"

@@ -73,8 +73,12 @@ def test_exact_ll_solution_matches_scikit_learn():
     ours = torch.softmax(problem.logits(y_star, problem.z_test), 1).numpy()
     np.testing.assert_allclose(ours, clf.predict_proba(problem.z_test.numpy()), atol=1e-4)
     metrics = problem.evaluate(x, torch.zeros(problem.y_shape, dtype=torch.float64))
-    assert metrics["test_accuracy"] == pytest.approx(
+    assert metrics["test_accuracy_exact_ll"] == pytest.approx(
         np.mean(clf.predict(problem.z_test.numpy()) == problem.l_test.numpy()))
+    # the primary metric is the validation cross-entropy at y*(x), never a test quantity
+    probs = clf.predict_proba(problem.z_val.numpy())
+    assert metrics["ul_value"] == pytest.approx(
+        -np.mean(np.log(probs[np.arange(len(probs)), problem.l_val.numpy()])), rel=1e-3)
     assert metrics["test_accuracy_iterate"] == pytest.approx(
         float((problem.l_test == 0).double().mean()))  # y = 0 predicts class 0
 
@@ -99,7 +103,8 @@ def test_cleaner_scores():
 ])
 def test_target_reached_by_aid_cg_and_not_with_x_frozen(name, steps, hp):
     ok, history = drive(name, "aid-cg", hp, steps, every=10)
-    assert ok, [round(m["test_accuracy"], 3) for m in history]
+    assert ok, [round(m["ul_value"], 3) for m in history]
+    assert history[-1]["test_accuracy_exact_ll"] > 0.78  # the papers' metric follows
     assert history[-1]["f1"] > 0.8
     frozen, history = drive(name, "aid-cg", {**hp, "outer_lr": 0.0}, 10, every=10)
     assert not frozen and history[-1]["f1"] == pytest.approx(2 / 3)
@@ -109,13 +114,15 @@ def test_mlp_target_reached_by_aid_neumann_and_not_with_x_frozen():
     # the LL is non-convex: short Neumann series (H^-1 ~ eta I) rather than CG on an indefinite H
     hp = dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, neumann_lr=0.1, neumann_steps=3)
     ok, history = drive("hyper-cleaning-digits-mlp", "aid-neumann", hp, 100, every=10)
-    assert ok, [round(m["test_accuracy"], 3) for m in history]
+    assert ok, [round(m["ul_value"], 3) for m in history]
+    assert history[-1]["ll_grad_norm"] <= 0.1 * 0.4  # passes the LL gate (0.1 x |grad| at y0)
     assert history[-1]["f1"] > 0.9
     # x frozen: the MLP fits the noisy labels, its accuracy peaks below the target and decays
     frozen, history = drive("hyper-cleaning-digits-mlp", "aid-neumann",
                             {**hp, "outer_lr": 0.0}, 200, every=20)
     assert not frozen and history[-1]["f1"] == pytest.approx(2 / 3)
-    assert history[-1]["test_accuracy"] < max(m["test_accuracy"] for m in history)
+    assert history[-1]["test_accuracy_iterate"] < max(m["test_accuracy_iterate"] for m in history)
+    assert min(m["ul_value"] for m in history) > 0.9  # far above the target
 
 
 def test_mlp_model_trains_and_is_measured_on_the_iterate():
@@ -129,4 +136,5 @@ def test_mlp_model_trains_and_is_measured_on_the_iterate():
         y = (y - 1.0 * grad).detach().requires_grad_(True)
     after = problem.evaluate(x, y.detach())
     assert after["ll_value"] < before["ll_value"] - 0.2
-    assert after["test_accuracy"] == after["test_accuracy_iterate"] > 0.5
+    assert after["ul_value"] == after["val_loss_iterate"] < before["ul_value"]
+    assert after["test_accuracy_iterate"] > 0.5 and after["ll_grad_norm"] < before["ll_grad_norm"]

@@ -7,8 +7,9 @@ Pages (all in one folder, linked relatively, so the site works from ``file://``)
 * ``index.html`` — the ranking of the headline view, the list of every view (suite x tuning
   ruleset x clock, the wall-time clock once per hardware class), problems, solvers and the
   scoring method;
-* ``ranking-*.html`` — one view: the ranking table (tie-aware rank, integrated profile score and
-  mean rank with bootstrap intervals), the performance-profile plot and the cost matrix;
+* ``ranking-*.html`` — one view: the ranking table (tie-aware rank, area under the
+  target-ladder ECDF and mean rank with bootstrap intervals), the ECDF plot, the
+  performance-profile plot of the final target and the cost matrix;
 * ``problem-*.html`` — per problem and version: formulation, data, target, source paper; per
   (ruleset, hardware class) the per-solver table and convergence curves against both clocks;
 * ``solver-*.html`` — version, citation, capabilities, hyperparameters, record provenance;
@@ -45,17 +46,20 @@ from bilevel_bench.leaderboard.tables import Column, Table, number
 from bilevel_bench.metrics import (
     CLOCKS,
     TAU_MAX,
+    cost_cube,
+    ecdf,
+    ecdf_axis,
+    ladder_ranking,
     per_instance,
     performance_profile,
     performance_ratios,
-    ranking,
 )
 
 ALL = "all"
 #: rulesets of runs that are never ranked nor tabulated per problem: the trials of the ``tuned``
 #: ruleset (see :mod:`bilevel_bench.tuning`); their configurations show on the solver pages
 UNRANKED = ("tuning",)
-CLOCK_LABELS = {"time": "wall time (solver seconds)", "oracles": "oracle calls (oracle cost)"}
+CLOCK_LABELS = {"time": "solver time (CPU seconds)", "oracles": "oracle calls (oracle cost)"}
 
 
 def slug(*parts: Any) -> str:
@@ -215,7 +219,8 @@ def _views(data: Collection, suites: Mapping[str, Sequence[str]] | None, n_boot:
 
 def _view(suite: str, ruleset: str, clock: str, hardware: str | None, frame: pd.DataFrame,
           n_boot: int, seed: int, tau_max: float) -> View:
-    table, cube = ranking(frame, clock, n_boot=n_boot, seed=seed, tau_max=tau_max)
+    table, _ = ladder_ranking(frame, clock, n_boot=n_boot, seed=seed)
+    cube = cost_cube(frame, clock, solvers=table["solver"].sort_values().tolist())
     key = slug(suite, ruleset, clock, hardware)
     rows = [{**rec, "solver_href": solver_href(rec["solver"])}
             for rec in table.to_dict("records")]
@@ -225,14 +230,16 @@ def _view(suite: str, ruleset: str, clock: str, hardware: str | None, frame: pd.
         + (f", {hardware}" if hardware else ""),
         [Column("rank", "Rank", "rank", tip="= marks a tie: overlapping score intervals"),
          Column("solver", "Solver", link="solver_href"),
-         Column("score", "Profile score", "ci", "score_lo", "score_hi",
-                tip=f"AlgoPerf integrated performance profile on [1, {tau_max:g}], "
-                    "95% bootstrap interval"),
+         Column("score", "ECDF area", "ci", "score_lo", "score_hi",
+                tip="area under the ECDF of (instance, target-ladder rung) pairs reached vs "
+                    "log budget, mean over the instances the solver ran; 95% bootstrap "
+                    "interval"),
+         Column("rungs_reached", "Rungs", "pct", tip="fraction of (run, rung) pairs reached"),
          Column("mean_rank", "Mean rank", "ci", "mean_rank_lo", "mean_rank_hi",
-                tip="average rank over instances (ties share average ranks)"),
+                tip="average rank by ECDF area over instances (ties share average ranks)"),
          Column("solved", "Solved", "int", tip="instances where more than half the seeds "
-                                                "reach the target"),
-         Column("instances", "Instances", "int")], rows)
+                                                "reach the final target"),
+         Column("instances", "Instances", "int", tip="instances the solver ran")], rows)
     costs = cube.costs()
     cost_rows = []
     for i, (problem, version) in enumerate(cube.instances):
@@ -246,9 +253,22 @@ def _view(suite: str, ruleset: str, clock: str, hardware: str | None, frame: pd.
         "half the seeds or more)",
         [Column("problem", "Problem", link="problem_href"), Column("problem_version", "Version"),
          *[Column(f"cost:{s}", s, "num") for s in cube.solvers]], cost_rows)
-    return View(suite, ruleset, clock, hardware, ranking_table, cost_table,
-                _profile_plot(performance_ratios(costs), cube.solvers, tau_max, clock),
+    plots = Markup(_ecdf_plot(frame, clock) + _profile_plot(performance_ratios(costs),
+                                                            cube.solvers, tau_max, clock))
+    return View(suite, ruleset, clock, hardware, ranking_table, cost_table, plots,
                 len(cube.instances), len(cube.solvers))
+
+
+def _ecdf_plot(frame: pd.DataFrame, clock: str) -> Markup:
+    low, high = ecdf_axis(frame, clock)
+    budgets = np.geomspace(low, high, 61)
+    curves = ecdf(frame, clock, budgets)
+    series = [Series(s, budgets, curves[s], step=True) for s in sorted(curves)]
+    unit = "solver CPU seconds" if clock == "time" else "oracle cost"
+    return Markup(line_plot(series, title=f"Target-ladder ECDF ({clock} clock)",
+                            xlabel=f"budget ({unit}, log)", xlog=True,
+                            ylabel="fraction of (instance, rung) pairs reached",
+                            xlim=(low, high), ylim=(0.0, 1.0)))
 
 
 def _profile_plot(ratios: np.ndarray, solvers: list[str], tau_max: float, clock: str) -> Markup:

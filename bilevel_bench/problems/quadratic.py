@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from bilevel_bench.problem import BilevelProblem, Budget, Instance, fingerprint_tensors
+from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance, fingerprint_tensors
 
 
 class Quadratic(BilevelProblem):
@@ -29,6 +29,7 @@ class Quadratic(BilevelProblem):
 
     name = "quadratic"
     version = "1"
+    ll_gate = EXACT_LL  # ul_gap is F(x) - F* with the closed-form y*(x)
     citation = "Dagreou, Ablin, Vaiter, Moreau, A Framework for Bilevel Optimization That " \
                "Enables Stochastic and Global Variance Reduction Algorithms, arXiv:2201.13409"
     formulation = (

@@ -31,25 +31,28 @@ WDBC (569 x 30, min-max scaled to [-1, 1] over the whole set as LIBSVM scales it
 300 / 100 / 169, since 569 < 650).
 
 Evaluation solves the LL quadratic program exactly with cvxpy + Clarabel (interior point,
-tolerances 1e-10) for the current x and reports, on that exact solution y*(x): ``test_accuracy``
-(the primary metric: fraction of test samples with t_j (w^T z_j + b) > 0), ``val_loss`` (mean
-UL loss), ``ul_value`` = f(x, y*(x)), ``ll_value_exact``; and on the solver's iterate y (the
-penalised LL iterate (w_F, b_F) the papers report): ``test_accuracy_iterate``,
+tolerances 1e-10; memoised on x) for the current x and reports, on that exact solution y*(x):
+``ul_value`` = F(x) = f(x, y*(x)) (the primary metric, a validation quantity: targets, ladders
+and tuning never look at the test split), ``test_accuracy_exact_ll`` (fraction of test samples
+with t_j (w^T z_j + b) > 0), ``val_accuracy_exact_ll``, ``val_loss_exact_ll`` (mean UL loss),
+``ll_value_exact``; and on the solver's iterate y (the penalised LL iterate (w_F, b_F), whose
+test accuracy is **what the papers report**): ``test_accuracy_iterate``, ``val_accuracy_iterate``,
 ``val_loss_iterate``, ``ll_value``, ``ll_gap`` = g(x, y) - g(x, y*(x)) and
 ``constraint_violation`` = max(0, max_i h_i(x, y)). If the LL is infeasible at x (P7 with small
-c on non-separable data) there is no classifier: ``ll_feasible`` = 0, ``test_accuracy`` = 0 and
-the other exact-solution metrics are NaN.
+c on non-separable data) there is no classifier: ``ll_feasible`` = 0, the exact-solution
+accuracies are 0 and the other exact-solution metrics NaN (``ul_value`` NaN: diverged).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
 import torch
 
 from bilevel_bench import data
-from bilevel_bench.problem import BilevelProblem, Budget, Instance
+from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance
 from bilevel_bench.problems._cvx import solve_exact
 
 #: dataset -> (loader name, default (n_train, n_val), feature map)
@@ -91,8 +94,13 @@ class _SVMBase(BilevelProblem):
     """Shared data handling, splits and evaluation of the two SVM formulations."""
 
     citation = ""
-    primary_metric = "test_accuracy"
-    higher_is_better = True
+    #: the UL objective F(c) = f(c, y*(c)) at the exact LL solution (a validation quantity: the
+    #: test split never stops, tunes or ranks anything); the papers report the test accuracy
+    #: of the solver's own iterate, recorded as ``test_accuracy_iterate``
+    primary_metric = "ul_value"
+    higher_is_better = False
+    ll_gate = EXACT_LL
+    paper_metric = "test_accuracy_iterate"
     provides = frozenset({"second_order"})
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
@@ -114,6 +122,7 @@ class _SVMBase(BilevelProblem):
         self.n_samples = {"f": n_val}
         self.x_shape = torch.Size([n_train])
         self._qp: Any = None
+        self._solves: dict[str, np.ndarray | None] = {}
 
     # the classifier part of y
     def _wb(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +155,16 @@ class _SVMBase(BilevelProblem):
             return None
         return np.asarray(var.value, dtype=np.float64)
 
+    def _cached_solve(self, x: torch.Tensor) -> np.ndarray | None:
+        """:meth:`solve_ll`, memoised on the bytes of x (a checkpoint whose x did not move,
+        e.g. a solver that only refines y, costs no new QP)."""
+        key = hashlib.sha256(x.detach().cpu().double().numpy().tobytes()).hexdigest()
+        if key not in self._solves:
+            if len(self._solves) >= 64:
+                self._solves.pop(next(iter(self._solves)))
+            self._solves[key] = self.solve_ll(x)
+        return self._solves[key]
+
     def _build_qp(self, cp: Any) -> tuple[Any, Any, Any]:
         raise NotImplementedError
 
@@ -154,8 +173,10 @@ class _SVMBase(BilevelProblem):
 
     def _classifier_metrics(self, y: torch.Tensor, suffix: str) -> dict[str, float]:
         test_margin = self.margins(y, self.z_test, self.t_test)
+        val_margin = self.margins(y, self.z_val, self.t_val)
         return {
             f"test_accuracy{suffix}": float((test_margin > 0).double().mean()),
+            f"val_accuracy{suffix}": float((val_margin > 0).double().mean()),
             f"val_loss{suffix}": float(self.ul_losses(y, self.z_val, self.t_val).mean()),
         }
 
@@ -164,16 +185,17 @@ class _SVMBase(BilevelProblem):
         metrics = self._classifier_metrics(y, "_iterate")
         metrics["ll_value"] = float(self.g(x, y))
         metrics["constraint_violation"] = float(self.h(x, y).clamp(min=0).max())
-        sol = self.solve_ll(x)
+        sol = self._cached_solve(x)
         nan = float("nan")
         if sol is None:
-            metrics.update(test_accuracy=0.0, val_loss=nan, ul_value=nan, ll_value_exact=nan,
+            metrics.update(test_accuracy_exact_ll=0.0, val_accuracy_exact_ll=0.0,
+                           val_loss_exact_ll=nan, ul_value=nan, ll_value_exact=nan,
                            ll_gap=nan, y_error=nan, ll_feasible=0.0)
             return metrics
         if np.linalg.norm(sol) <= 1e-7:  # at QP tolerance: exactly zero (e.g. all c_i >= 1)
             sol = np.zeros_like(sol)
         y_star = self.tensor(sol)
-        metrics.update(self._classifier_metrics(y_star, ""))
+        metrics.update(self._classifier_metrics(y_star, "_exact_ll"))
         ll_exact = float(self.g(x, y_star))
         metrics.update(
             ul_value=float(self.f(x, y_star)),
@@ -203,10 +225,11 @@ SVM_BUDGET = Budget(seconds=30.0, iterations=2_000)
 
 
 class SVMCoupled(_SVMBase):
-    """P7: SVM hyperparameter optimisation with coupled constraints (module docstring)."""
+    """P7: SVM hyperparameter optimisation with coupled constraints (module docstring).
+    Version 2: the primary metric is F(c) = f(c, y*(c)) (was the test accuracy of y*(c))."""
 
     name = "svm-ho"
-    version = "1"
+    version = "2"
     citation = ("Jiang, Xiao, Tenorio, Real-Rojas, Marques, Chen, A Primal-Dual-Assisted Penalty "
                 "Approach to Bilevel Optimization with Coupled Constraints, arXiv:2406.10148; "
                 "Jiang, Xiao, Chen, Chen, arXiv:2511.16796")
@@ -214,19 +237,21 @@ class SVMCoupled(_SVMBase):
                    "UL: min_{c >= 1e-4} sum_val exp(1 - t_j(w.z_j + b)) + |c|^2/2")
     x_bounds = (1e-4, None)
     instances = _svm_instances("svm-ho", {
-        "wdbc": (0.92, ("core", "full"),
-                 "scikit-learn WDBC (bundled), 300/100/169. Target reached by BLOCC (gamma 12, "
-                 "eta 1e-2, T 10 x T_y 5, primal/dual steps 1e-3, accelerated) in ~15 steps"),
-        "diabetes": (0.72, ("papers", "full"),
-                     "LIBSVM diabetes, degree-2 features (45), 500/150/118. Target reached by "
-                     "BLOCC (gamma 12, eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
-        "fourclass": (0.74, ("papers", "full"),
-                      "LIBSVM fourclass (raw), 500/150/212. Target reached by BLOCC (gamma 12, "
-                      "eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
-        "breast-cancer": (0.88, ("full",),
-                          "LIBSVM breast-cancer (9 features), 400/150/133. Target reached by "
-                          "BLOCC (gamma 12, eta 1e-3, T 10 x T_y 5, steps 1e-3, accelerated)"),
-    }, SVM_BUDGET, poly={"diabetes"})
+        "wdbc": (1000.0, ("core", "full"),
+                 "scikit-learn WDBC (bundled), 300/100/169; F(x0) 1.7e3-1.85e3 on seeds 0-2. "
+                 "Target (version 2, on F = f(c, y*(c))): reached by BLOCC's reference "
+                 "configuration in ~35 steps"),
+        "diabetes": (2600.0, ("papers", "full"),
+                     "LIBSVM diabetes, degree-2 features (45), 500/150/118; F(x0) ~2.9e3-3.0e3. "
+                     "Target reached by BLOCC's reference configuration in ~90 steps"),
+        "fourclass": (2650.0, ("papers", "full"),
+                      "LIBSVM fourclass (raw), 500/150/212; F(x0) ~2.9e3-3.0e3; small c makes "
+                      "the LL infeasible (F = NaN: diverged). Target reached by BLOCC's "
+                      "reference configuration in ~60 steps on 2 of 3 seeds"),
+        "breast-cancer": (2150.0, ("full",),
+                          "LIBSVM breast-cancer (9 features), 400/150/133; F(x0) ~2.4e3-2.5e3. "
+                          "Target reached by BLOCC's reference configuration in ~90 steps"),
+}, SVM_BUDGET, poly={"diabetes"})
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
                  dataset: str = "wdbc", poly: bool = False, n_train: int | None = None,
@@ -277,20 +302,20 @@ class SVMLVHBA(_SVMBase):
     """P7': the LV-HBA SVM variant (module docstring)."""
 
     name = "svm-ho-lvhba"
-    version = "1"
+    version = "2"  # 2: primary metric F(c) = f(c, y*(c)) instead of test accuracy
     citation = ("Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian "
                 "Value Function Approach and Hessian-free Algorithm, arXiv:2401.16164")
     formulation = ("LL: min_{w,b,xi} |w|^2/2 + sum_i e^{c_i} xi_i^2/2 s.t. "
                    "1 - xi_i - t_i(w.z_i + b) <= 0; "
                    "UL: min_c sum_val LeakyReLU(2 sigmoid(-5 t_j(w.z_j + b)/|w|) - 1)")
     instances = _svm_instances("svm-ho-lvhba", {
-        "diabetes": (0.71, ("papers", "full"),
-                     "LIBSVM diabetes (raw 8 features), 500/150/118 (x_0 gives 0.695). Target "
-                     "reached by BLOCC (gamma 12, eta 3, T 10 x T_y 5, steps 1e-2, "
-                     "accelerated)"),
-        "fourclass": (0.77, ("papers", "full"),
-                      "LIBSVM fourclass (raw), 500/150/212 (x_0 gives ~0.71). Target reached "
-                      "by BLOCC (gamma 12, eta 3, T 10 x T_y 5, steps 1e-2, accelerated)"),
+        "diabetes": (30.0, ("papers", "full"),
+                     "LIBSVM diabetes (raw 8 features), 500/150/118; F(x0) 41-49 on seeds 0-2. "
+                     "Target (version 2, on F = f(c, y*(c))) reached by BLOCC's reference "
+                     "configuration in 50-60 steps"),
+        "fourclass": (24.0, ("papers", "full"),
+                      "LIBSVM fourclass (raw), 500/150/212; F(x0) 25-34. Target reached by "
+                      "BLOCC's reference configuration in 20-50 steps"),
     }, SVM_BUDGET, poly=set())
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from bilevel_bench.problem import BilevelProblem, Budget, Instance
+from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance
 
 TOY_BUDGET = Budget(seconds=5.0, iterations=20_000)
 
@@ -24,7 +24,10 @@ class ClosedFormToy(BilevelProblem):
 
     Subclasses implement ``f``, ``g`` (and ``h``), ``init``, ``hyper_objective(x)`` (exact F(x),
     differentiable), ``ll_value(x)`` (min_y g(x, .) over Y(x)) and ``optimum()`` (F*).
+    The primary ``ul_gap`` = F(x) - F* is computed from x alone (no LL gate needed).
     """
+
+    ll_gate = EXACT_LL
 
     x_dim = 1
     y_dim = 1

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bilevel_bench.problem import BilevelProblem, Budget, Instance, fingerprint_tensors
+from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance, fingerprint_tensors
 from bilevel_bench.problems._cvx import solve_exact
 
 SHARE_BOUNDS = (0.01, 0.99)
@@ -201,6 +201,7 @@ class Transport(BilevelProblem):
                    "s.t. flow conservation, sum_k w_k r_ke <= a_e; "
                    "UL: min_a sum_e c_e a_e - sum_k m_k w_k s_k")
     primary_metric = "profit"
+    ll_gate = EXACT_LL  # profit is evaluated at the exact LL solution y*(x) (Clarabel)
     higher_is_better = True
     y_bounds = (0.0, 1.0)
     instances = {

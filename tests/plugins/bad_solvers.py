@@ -128,3 +128,18 @@ class MissingMethods(Solver):
 
 class NotASolver:
     name = "not-a-solver"
+
+
+class Sleepy(_Base):
+    """Sleeps 5 ms per step (wall time without CPU time) and does nothing else."""
+
+    name = "sleepy"
+
+    def init(self, problem, x0, y0, generator):
+        self.x, self.y = x0, y0
+
+    def step(self):
+        time.sleep(0.005)
+
+    def solution(self):
+        return self.x, self.y
