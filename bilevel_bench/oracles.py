@@ -128,6 +128,8 @@ class Oracles:
         self.x_bounds = problem.x_bounds
         self.y_bounds = problem.y_bounds
         self.provides = problem.provides
+        # per level: [generator, permutation of the current epoch, cursor] (sample_batch)
+        self._epochs: dict[str, list] = {}
 
     # ----------------------------------------------------------------- counted values
     def f(
@@ -192,14 +194,31 @@ class Oracles:
     def sample_batch(
         self, level: str, batch_size: int | None, generator: torch.Generator
     ) -> torch.Tensor | None:
-        """Indices of a mini-batch of ``level``'s finite sum, drawn with replacement-free
-        sampling from ``generator``; ``None`` (full batch) when the level is deterministic or
-        ``batch_size`` is ``None`` or at least the number of samples."""
+        """Indices of a mini-batch of ``level``'s finite sum, drawn from ``generator`` by
+        sampling without replacement within epochs; ``None`` (full batch) when the level is
+        deterministic or ``batch_size`` is ``None`` or at least the number of samples n.
+
+        An epoch is one permutation pi of {0, ..., n-1} drawn from ``generator``; successive
+        calls return its consecutive slices pi[c : c + b] (b = ``batch_size``), and a new
+        permutation is drawn when fewer than b indices remain (those are dropped). Each batch
+        is therefore, marginally, a uniformly random b-subset of the samples (the distribution
+        of ``randperm(n)[:b]``, so each batch mean is an unbiased estimate of the full mean),
+        the batches of an epoch are disjoint (they partition the samples when b divides n),
+        and a draw costs O(b) amortised (O(n) once per epoch) instead of O(n). One epoch state
+        per level; passing another generator starts a new epoch from it. The result is a
+        read-only view into the epoch's permutation.
+        """
         n = self.n_samples.get(level)
         if n is None or batch_size is None or batch_size >= n:
             return None
-        idx = torch.randperm(n, generator=generator, device=generator.device)[:batch_size]
-        return idx.to(self.device)
+        state = self._epochs.get(level)
+        if state is None or state[0] is not generator or state[2] + batch_size > n:
+            perm = torch.randperm(n, generator=generator, device=generator.device)
+            state = [generator, perm.to(self.device), 0]
+            self._epochs[level] = state
+        start = state[2]
+        state[2] = start + batch_size
+        return state[1][start:start + batch_size]
 
     # ----------------------------------------------------------- derivative helpers
     def grad(

@@ -100,3 +100,44 @@ def test_deterministic_problem_has_no_batches():
     assert oracles.sample_batch("g", 4, torch.Generator()) is None
     with pytest.raises(ValueError, match="no coupled constraints"):
         oracles.h(*problem.init(torch.Generator()))
+
+
+def test_minibatches_of_an_epoch_partition_the_samples_and_are_seeded(quad):
+    """Sampling without replacement within an epoch: one permutation per epoch, O(b) a draw."""
+    problem, oracles, _, _ = quad
+    n, b = problem.n_samples["g"], 32
+    gen = torch.Generator().manual_seed(3)
+    epoch = [oracles.sample_batch("g", b, gen) for _ in range(n // b)]
+    assert all(batch.shape == (b,) for batch in epoch)
+    assert sorted(torch.cat(epoch).tolist()) == list(range(n))  # disjoint and covering
+    next_epoch = [oracles.sample_batch("g", b, gen) for _ in range(n // b)]
+    assert sorted(torch.cat(next_epoch).tolist()) == list(range(n))
+    assert not torch.equal(torch.cat(epoch), torch.cat(next_epoch))  # a fresh permutation
+    # seeded: the same generator seed on fresh oracles gives the same batches
+    again = Oracles(problem)
+    gen = torch.Generator().manual_seed(3)
+    replay = [again.sample_batch("g", b, gen) for _ in range(2 * (n // b))]
+    assert all(torch.equal(u, v) for u, v in zip(epoch + next_epoch, replay, strict=True))
+    # the f level keeps its own epoch: interleaving it does not disturb the g partition
+    gen = torch.Generator().manual_seed(4)
+    mixed = []
+    for _ in range(n // b):
+        mixed.append(again.sample_batch("g", b, gen))
+        assert again.sample_batch("f", 16, gen).shape == (16,)
+    assert sorted(torch.cat(mixed).tolist()) == list(range(n))
+
+
+def test_epoch_remainder_is_dropped_and_batches_stay_uniform(quad):
+    """b not dividing n: floor(n / b) disjoint batches per epoch, then a new permutation; every
+    sample is equally likely to appear in a batch (each batch is a uniform b-subset)."""
+    problem, oracles, _, _ = quad
+    n, b = problem.n_samples["g"], 100
+    gen = torch.Generator().manual_seed(0)
+    hits = torch.zeros(n)
+    for _ in range(400):
+        first, second = oracles.sample_batch("g", b, gen), oracles.sample_batch("g", b, gen)
+        assert not set(first.tolist()) & set(second.tolist())  # same epoch: disjoint
+        hits[first] += 1
+        hits[second] += 1
+    expected = 400 * 2 * b / n  # 312.5 hits per sample; binomial sd ~ 14
+    assert float((hits - expected).abs().max()) < 6 * (expected * (1 - b / n)) ** 0.5
