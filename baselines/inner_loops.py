@@ -39,23 +39,10 @@ def weighted_grad(
     """(nabla_x, nabla_y) of  f_weight f + g_weight g + mu^T h  at (x, y) in one backward pass.
 
     A level with weight 0 (or ``mu`` None) is not evaluated. Counts one value and one gradient
-    per level used. A side not in ``wrt`` is ``None``.
+    per level used. A side not in ``wrt`` is ``None``. (:meth:`Oracles.weighted_grad`.)
     """
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_("x" in wrt)
-        yr = y.detach().requires_grad_("y" in wrt)
-        total = torch.zeros((), dtype=y.dtype, device=y.device)
-        if f_weight:
-            total = total + f_weight * problem.f(xr, yr, batch_f)
-        if g_weight:
-            total = total + g_weight * problem.g(xr, yr, batch_g)
-        if mu is not None:
-            total = total + (mu * problem.h(xr, yr)).sum()
-        inputs = [t for t in (xr, yr) if t.requires_grad]
-        grads = torch.autograd.grad(total, inputs, allow_unused=True)
-    out = [g if g is not None else torch.zeros_like(t) for g, t in zip(grads, inputs, strict=True)]
-    it = iter(out)
-    return (next(it) if "x" in wrt else None, next(it) if "y" in wrt else None)
+    return problem.weighted_grad(x, y, {"f": f_weight, "g": g_weight}, mu,
+                                 {"f": batch_f, "g": batch_g}, wrt)
 
 
 def projected_gradient_descent_y(

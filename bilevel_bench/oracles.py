@@ -16,12 +16,18 @@ full-batch or deterministic call), and ``samples`` counts the samples touched by
 evaluations. ``oracle_cost`` is the sum of all weighted passes: the hardware-independent clock
 (one forward, one backward or one second-order pass over the full data each cost 1).
 
-Mechanism (tensor hooks, a few microseconds per call): the value carries a hook that counts
-each backward pass through it, and the variables enter the objective as views carrying hooks.
-A first-order pass made with ``create_graph=True`` returns gradients tagged with one more hook,
-so a later differentiation of that gradient is seen, and its target variable is read when the
-pass reaches the variables' views again. ``torch.func`` transforms are counted too, except that
-a forward-over-reverse HVP (``jvp(grad(.))``) shows up as gradient passes.
+Mechanism. The derivative helpers of :class:`Oracles` (``grad``, ``hvp_operator``,
+``weighted_grad``, ``jacobian_h``) know which pass they make, so they count it themselves: a
+dictionary update, well under a microsecond per pass. Raw autograd use by a solver (values from
+``f``/``g``/``h`` differentiated with ``torch.autograd.grad``, ``.backward()`` or ``torch.func``)
+is counted by tensor hooks (the fallback, 50-60 us per pass): the value carries a hook that counts
+each backward pass through it, and the variables enter the objective as views carrying hooks. A
+first-order pass made with ``create_graph=True`` returns gradients tagged with one more hook, so a
+later differentiation of that gradient is seen, and its target variable is read when the pass
+reaches the variables' views again. ``torch.func`` transforms are counted too, except that a
+forward-over-reverse HVP (``jvp(grad(.))``) shows up as gradient passes. Both mechanisms give
+identical counts (``Oracles.direct_counting = False`` routes the helpers through the hooks, for
+tests that check exactly this).
 """
 
 from __future__ import annotations
@@ -116,6 +122,9 @@ class Oracles:
     The evaluation half of the problem (``evaluate``, test data, ``y*(x)``) is not exposed.
     """
 
+    #: count the helpers' passes directly (False: through the autograd hooks, as raw use)
+    direct_counting: bool = True
+
     def __init__(self, problem: BilevelProblem, counter: OracleCounter | None = None) -> None:
         self._problem = problem
         self.counter = counter if counter is not None else OracleCounter()
@@ -153,6 +162,7 @@ class Oracles:
     def _call(
         self, level: str, fn: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None
     ) -> torch.Tensor:
+        """Counted value with autograd hooks (raw autograd use by solvers)."""
         counter = self.counter
         n = self.n_samples.get(level)
         if batch is None or n is None:
@@ -183,6 +193,43 @@ class Oracles:
                 raise
             return fn(x, y, batch)  # the value is counted; its derivatives cannot be seen
         return value
+
+    def _direct_value(
+        self, level: str, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor | None
+    ) -> tuple[torch.Tensor, float | None]:
+        """``level``'s value at (x, y) without hooks, its value and samples counted as by
+        :meth:`_call`. Returns ``(value, weight)``, ``weight`` ``None`` when the counter is
+        paused: the caller then counts none of the passes it makes through this value."""
+        if level == "h":
+            if not self.n_constraints:
+                raise ValueError("this problem has no coupled constraints (n_constraints == 0)")
+            fn: Callable = lambda x_, y_, _: self._problem.h(x_, y_)  # noqa: E731
+            n = None
+        else:
+            fn = self._problem_level(level)
+            n = self.n_samples.get(level)
+        if not self.direct_counting:  # the hooks count every pass through this value
+            return self._call(level, fn, x, y, batch), None
+        counter = self.counter
+        if not counter.active:
+            return fn(x, y, batch), None
+        if batch is None or n is None:
+            weight, touched = 1.0, (n or 1)
+        else:
+            touched = int(batch.numel())
+            weight = touched / n
+        counter._pending = None
+        counter.counts[f"{level}_value"] += weight
+        counter.samples += touched
+        return fn(x, y, batch), weight
+
+    def _count_pass(self, level: str, kind: str, weight: float | None) -> None:
+        """One pass of ``kind`` through a value from :meth:`_direct_value` (no-op when that
+        value was not counted, or when the hooks count it: ``direct_counting`` off)."""
+        if weight is not None:
+            counter = self.counter
+            counter._pending = None if kind == "grad" else (level, "y", weight)
+            counter.add(level, kind, weight)
 
     # ------------------------------------------------------------------ simple sets
     def project_x(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,15 +276,50 @@ class Oracles:
         batch: torch.Tensor | None = None,
         wrt: str = "xy",
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(nabla_x level, nabla_y level) at (x, y); a side not in ``wrt`` is ``None``."""
+        """(nabla_x level, nabla_y level) at (x, y); a side not in ``wrt`` is ``None``.
+
+        Counts one value and one gradient pass of ``level`` (none if it does not depend on the
+        variables in ``wrt``)."""
+        self._problem_level(level)  # validates the level name
+        return self.weighted_grad(x, y, {level: 1.0}, batches={level: batch}, wrt=wrt)
+
+    def weighted_grad(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: Mapping[str, float],
+        mu: torch.Tensor | None = None,
+        batches: Mapping[str, torch.Tensor | None] | None = None,
+        wrt: str = "xy",
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(nabla_x, nabla_y) of  sum_l weights[l] l(x, y; batches[l]) + mu^T h(x, y)  in one
+        backward pass (levels l in {f, g}; a level absent or with weight 0 is not evaluated, h
+        only when ``mu`` is given). A side not in ``wrt`` is ``None``; a side the sum does not
+        depend on is 0. Counts one value and one gradient pass per level evaluated (no gradient
+        for a level whose value does not depend on the variables in ``wrt``)."""
+        batches = batches or {}
         with torch.enable_grad():
             xr = x.detach().requires_grad_("x" in wrt)
             yr = y.detach().requires_grad_("y" in wrt)
-            value = self._level(level)(xr, yr, batch)
+            total: torch.Tensor | None = None
+            used: list[tuple[str, float | None]] = []
+            terms = [(lv, w) for lv, w in weights.items() if w and self._problem_level(lv)]
+            if mu is not None:
+                terms.append(("h", 1.0))
+            for level, w in terms:
+                value, weight = self._direct_value(level, xr, yr, batches.get(level))
+                if value.requires_grad:
+                    used.append((level, weight))
+                term = (mu * value).sum() if level == "h" else (value if w == 1.0 else w * value)
+                total = term if total is None else total + term
             inputs = [t for t in (xr, yr) if t.requires_grad]
             # an objective may not depend on a variable at all (e.g. f on x): its gradient is 0
-            raw = torch.autograd.grad(value, inputs, allow_unused=True) if value.requires_grad \
-                else (None,) * len(inputs)
+            if total is not None and total.requires_grad:
+                raw = torch.autograd.grad(total, inputs, allow_unused=True)
+                for level, weight in used:
+                    self._count_pass(level, "grad", weight)
+            else:
+                raw = (None,) * len(inputs)
             grads = iter(torch.zeros_like(t) if g is None else g
                          for t, g in zip(inputs, raw, strict=True))
         return (next(grads) if "x" in wrt else None, next(grads) if "y" in wrt else None)
@@ -251,24 +333,30 @@ class Oracles:
         nabla^2_yy level . v (counted as ``hvp``) and ``product(v, "x")`` is
         nabla^2_xy level . v = d/dx <nabla_y level, v> (counted as ``jvp``).
         """
+        self._problem_level(level)  # validates the level name
         with torch.enable_grad():
             xr = x.detach().requires_grad_(True)
             yr = y.detach().requires_grad_(True)
-            gy = torch.autograd.grad(self._level(level)(xr, yr, batch), yr, create_graph=True)[0]
+            value, weight = self._direct_value(level, xr, yr, batch)
+            gy = torch.autograd.grad(value, yr, create_graph=True)[0]
+            self._count_pass(level, "grad", weight)
 
         def product(v: torch.Tensor, wrt: str = "y") -> torch.Tensor:
             target = yr if wrt == "y" else xr
             with torch.enable_grad():
                 (out,) = torch.autograd.grad(gy, target, v, retain_graph=True, allow_unused=True)
-            return torch.zeros_like(target) if out is None else out
+            if out is None:  # the pass never reached the target: nothing to count
+                return torch.zeros_like(target)
+            self._count_pass(level, "hvp" if wrt == "y" else "jvp", weight)
+            return out
 
         return gy.detach(), product
 
-    def _level(self, level: str) -> Callable:
+    def _problem_level(self, level: str) -> Callable:
         if level == "f":
-            return self.f
+            return self._problem.f
         if level == "g":
-            return self.g
+            return self._problem.g
         if level == "h":
             raise ValueError("use oracles.h(x, y) and autograd for constraint derivatives")
         raise ValueError(f"unknown level {level!r}: expected 'f' or 'g'")
