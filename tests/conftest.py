@@ -1,13 +1,46 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from bilevel_bench.data import MissingDataError
+
 torch.set_num_threads(1)
 
 PLUGINS = Path(__file__).parent / "plugins"
+#: set to 1 to make a missing optional dataset a failure instead of a skip (.ci/run sets it)
+REQUIRE_DATA_ENV = "BILEVEL_BENCH_REQUIRE_DATA"
+
+
+def data_required() -> bool:
+    return os.environ.get(REQUIRE_DATA_ENV, "") not in ("", "0")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    return (yield from _skip_missing_data())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _skip_missing_data())
+
+
+def _skip_missing_data() -> Iterator[None]:
+    """A test that needs an optional dataset file that is absent skips with the loader's
+    one-line message (which file, where to put it), unless data are required."""
+    try:
+        return (yield)
+    except MissingDataError as exc:
+        if data_required():
+            raise
+        # reported at the test's own location by `-ra`, one line each
+        raise pytest.skip.Exception(f"optional dataset missing: {exc}",
+                                    _use_item_location=True) from None
 
 
 def plugin(name: str, file: str = "bad_solvers.py") -> str:

@@ -1,22 +1,22 @@
-"""Shared helpers of the standard-problem tests: the data directory of CI and a direct solver
-driver (the runner is tested elsewhere; these tests only need problem + solver + evaluation)."""
+"""Shared helpers of the standard-problem tests: a direct solver driver (the runner is tested
+elsewhere; these tests only need problem + solver + evaluation).
+
+Tests that need an optional dataset file (the LIBSVM sets) find it in ``$BILEVEL_BENCH_DATA``
+like any user; when it is missing they skip with the loader's message (see ``conftest.py``),
+unless ``BILEVEL_BENCH_REQUIRE_DATA=1`` makes that a failure."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bilevel_bench.data import DATA_ENV
 from bilevel_bench.oracles import Oracles
 from bilevel_bench.problem import reached
 from bilevel_bench.registry import get_problem, get_solver
 
 REPO = Path(__file__).resolve().parents[1]
-# CI finds the LIBSVM files at ../shared/data from the repository root
-os.environ.setdefault(DATA_ENV, str(REPO.parent / "shared" / "data"))
 
 
 def drive(instance: str, solver: str, hp: dict[str, Any], steps: int, every: int,
