@@ -24,6 +24,7 @@ class _Holder(torch.nn.Module):
 
 class HigherUnrolled(Solver):
     name = "higher-unrolled"
+    requires = {"higher": "pip install 'bilevel-bench[plugins]'"}
     version = "1.0"
     citation = "Grefenstette et al., Generalized Inner Loop Meta-Learning, arXiv:1910.01727"
     needs = frozenset({"second_order"})

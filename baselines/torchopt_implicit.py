@@ -57,6 +57,7 @@ class _StationarityY(torch.autograd.Function):
 
 class TorchoptImplicit(Solver):
     name = "torchopt-implicit"
+    requires = {"torchopt": "pip install 'bilevel-bench[plugins]'"}
     version = "1.0"
     citation = "Ren et al., TorchOpt, JMLR 2023, arXiv:2211.06934; Blondel et al., " \
                "arXiv:2105.15183"

@@ -18,6 +18,7 @@ from bilevel_bench import Solver
 
 class TorchoptUnrolled(Solver):
     name = "torchopt-unrolled"
+    requires = {"torchopt": "pip install 'bilevel-bench[plugins]'"}
     version = "1.0"
     citation = "Ren et al., TorchOpt, JMLR 2023, arXiv:2211.06934"
     needs = frozenset({"second_order"})

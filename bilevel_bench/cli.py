@@ -1,40 +1,69 @@
 """The ``bilevel-bench`` command line.
 
     bilevel-bench list problems|solvers|suites
-    bilevel-bench run (--suite S | --problem P ...) [--solver X ...] [--seeds N] [--device D]
-                      [--budget-seconds T] [--budget-oracles C] [--budget-iterations K]
-                      [--results DIR] [--workers W] [--hp KEY=VALUE ...]
-    bilevel-bench show DIR
+    bilevel-bench run (--suite S | --problem P ...) [--solver X ...] [--seeds N] [--seed-offset K]
+                      [--device D] [--budget-seconds T] [--budget-oracles C]
+                      [--budget-iterations K] [--timeout S] [--results DIR] [--workers W]
+                      [--threads T] [--memory-limit-gb G] [--hp KEY=VALUE ...] [--no-resume]
+                      [--ruleset default|tuned [--trials N] [--tuning-seeds K]]
+                      [--backend local|inline|dask [--address SCHEDULER]]
+    bilevel-bench show DIR...
     bilevel-bench check-solver NAME|path/to/file.py:ClassName
-    bilevel-bench leaderboard RESULTS_DIR... -o SITE_DIR [--bootstrap B] [--seed S] [--asv DIR]
+    bilevel-bench check-problem NAME|path/to/file.py:ClassName
+    bilevel-bench leaderboard DIR... -o SITE [--bootstrap B] [--seed S] [--title T]
+                              [--no-suites] [--asv ASV_RESULTS ...]
+
+Heavy modules (torch, the registry) are imported inside the commands, so that ``--help`` and
+``--version`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import math
+import os
+import re
 import sys
+import warnings
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from bilevel_bench import registry
-from bilevel_bench.errors import BenchError
+from typing import Any, NoReturn
 
 SUMMARY_COLUMNS = ["problem", "solver", "ruleset", "runs", "success_rate", "median_time_to_target",
                    "median_oracles_to_target", "median_final_primary", "statuses"]
 
+EXAMPLES = """examples:
+  bilevel-bench list problems                      instances, targets and suites
+  bilevel-bench run --suite toys --seeds 3         every reference solver on the toys suite
+  bilevel-bench run --problem quadratic-small --solver aid-cg --hp outer_lr=0.05
+  bilevel-bench run --suite core --solver examples/my_solver.py:FirstOrderITD
+  bilevel-bench check-solver examples/my_solver.py:FirstOrderITD
+  bilevel-bench check-problem examples/my_problem.py:RidgeBilevel
+  bilevel-bench show results
+  bilevel-bench leaderboard results -o site        static HTML, open site/index.html
+
+Bad input exits with status 2 and a one-line message; `bilevel-bench COMMAND --help` for more.
+"""
+
+#: third-party deprecation warnings printed by worker processes into the progress bar
+QUIET_WARNINGS = ("ignore:We've integrated functorch into PyTorch:FutureWarning",)
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2, already printed)
+        return int(exc.code or 0)
+    from bilevel_bench.errors import BenchError
+
     try:
         return int(args.func(args) or 0)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad option values, incompatible combinations
-        print(f"error: {exc}", file=sys.stderr)
+    except (BenchError, ValueError) as exc:  # bad names, values, combinations, plugins, data
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: every record written so far is kept; run again to resume",
@@ -42,9 +71,78 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def package_version() -> str:
+    """The installed version of bilevel-bench (without importing torch)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bilevel-bench")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+# ------------------------------------------------------------------ option values
+def _number(text: str, kind: type) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be finite")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    value = int(_number(text, int))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:K``."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: write cpu, cuda or cuda:K")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bilevel-bench", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The argument parser of every command."""
+    parser = Parser(prog="bilevel-bench",
+                    description="Benchmark suite and leaderboard for bilevel optimization.",
+                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered problems, solvers or suites")
     p.add_argument("what", choices=["problems", "solvers", "suites"])
@@ -56,17 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--problem", action="append", help="a problem instance (repeatable)")
     p.add_argument("--solver", action="append",
                    help="solver name or path/to/file.py:Class (repeatable; default: all)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (default cpu)")
-    p.add_argument("--budget-seconds", type=float, help="solver-time budget per run")
-    p.add_argument("--budget-oracles", type=float, help="oracle-cost budget per run")
-    p.add_argument("--budget-iterations", type=int, help="iteration budget per run")
-    p.add_argument("--timeout", type=float, help="hard wall-clock limit per run in seconds")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
+    p.add_argument("--seed-offset", type=nonnegative_int, default=0,
+                   help="first seed (default 0)")
+    p.add_argument("--device", type=device_name, default="cpu",
+                   help="cpu or cuda[:k] (default cpu)")
+    p.add_argument("--budget-seconds", type=positive_float,
+                   help="solver-time budget per run (seconds > 0)")
+    p.add_argument("--budget-oracles", type=positive_float,
+                   help="oracle-cost budget per run (> 0)")
+    p.add_argument("--budget-iterations", type=positive_int,
+                   help="iteration budget per run (>= 1)")
+    p.add_argument("--timeout", type=positive_float,
+                   help="hard wall-clock limit per run in seconds (> 0)")
     p.add_argument("--results", default="results", help="results directory (default ./results)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per worker")
-    p.add_argument("--memory-limit-gb", type=float, help="address-space limit per worker (CPU)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="parallel worker processes (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch/BLAS threads per worker (default 1)")
+    p.add_argument("--memory-limit-gb", type=positive_float,
+                   help="address-space limit per worker in GB (CPU)")
     p.add_argument("--backend", default="local", choices=["local", "inline", "dask"],
                    help="local worker processes (default), inline (no isolation), or dask")
     p.add_argument("--address", help="dask: scheduler address (default: a local cluster)")
@@ -76,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="re-run runs already recorded")
     p.add_argument("--ruleset", default="default", choices=["default", "tuned"],
                    help="default hyperparameters, or tuned per instance on tuning seeds")
-    p.add_argument("--trials", type=int, default=8, help="tuned: configurations per instance")
-    p.add_argument("--tuning-seeds", type=int, default=2, help="tuned: seeds per configuration")
+    p.add_argument("--trials", type=positive_int, default=8,
+                   help="tuned: configurations per instance (default 8)")
+    p.add_argument("--tuning-seeds", type=positive_int, default=2,
+                   help="tuned: seeds per configuration (default 2)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="summarise the run records in a directory")
@@ -88,12 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
     p.set_defaults(func=cmd_check_solver)
 
+    p = sub.add_parser("check-problem", help="check a problem plugin against the contract")
+    p.add_argument("problem", help="registered instance or family name, or "
+                                   "path/to/file.py:ClassName[:instance]")
+    p.set_defaults(func=cmd_check_problem)
+
     p = sub.add_parser("leaderboard", help="build the static HTML leaderboard from run records")
     p.add_argument("results", nargs="+", help="folders of run records (searched recursively)")
     p.add_argument("-o", "--output", default="site", help="site folder (default ./site)")
-    p.add_argument("--bootstrap", type=int, default=1000,
+    p.add_argument("--bootstrap", type=nonnegative_int, default=1000,
                    help="bootstrap replicates for the intervals (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="bootstrap seed (default 0)")
     p.add_argument("--title", default="bilevel_bench leaderboard", help="site title")
     p.add_argument("--no-suites", action="store_true",
                    help="rank all recorded problems together, without the registry's suites")
@@ -106,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- commands
 def cmd_list(args: argparse.Namespace) -> int:
+    """``bilevel-bench list``."""
+    from bilevel_bench import registry
+
     if args.what == "problems":
         for name, entry in sorted(registry.problems().items()):
             inst = entry.instance
@@ -140,33 +258,45 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``bilevel-bench run``: plan, validate everything, then run with a progress bar."""
+    from bilevel_bench import registry
     from bilevel_bench.executors import make_executor
     from bilevel_bench.matrix import plan
     from bilevel_bench.results import ensure_writable, load_results
 
+    if args.address and args.backend != "dask":
+        raise ValueError("--address applies to --backend dask")
     problems = registry.get_suite(args.suite) if args.suite else args.problem
     solvers = args.solver or sorted(registry.solvers())
     hyper = parse_assignments(args.hp)
-    if hyper and len(solvers) != 1:
-        raise ValueError("--hp applies to one solver: name exactly one --solver")
-    if args.seeds < 1:
-        raise ValueError("--seeds must be at least 1")
+    if hyper:
+        if len(solvers) != 1:
+            raise ValueError("--hp applies to one solver: name exactly one --solver")
+        if args.ruleset == "tuned":
+            raise ValueError("--hp and --ruleset tuned exclude each other")
+        registry.get_solver(solvers[0])(**hyper)  # names, types and ranges, before anything runs
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: no CUDA device is available here")
     budget = {"seconds": args.budget_seconds, "oracle_cost": args.budget_oracles,
               "iterations": args.budget_iterations}
-    results = ensure_writable(args.results)
     the_plan = plan(problems, solvers, range(args.seed_offset, args.seed_offset + args.seeds),
                     device=args.device, budget=budget, hyperparameters=hyper,
                     threads=args.threads, timeout=args.timeout)
-    for problem, solver, reason in the_plan.skipped:
-        print(f"skip {solver} on {problem}: it {reason}")
     if not the_plan.tasks:
-        raise ValueError("nothing to run: no solver given can handle the problems given")
+        reasons = sorted({f"{solver} {reason}" for _, solver, reason in the_plan.skipped})
+        raise ValueError("nothing to run: no solver given can handle the problems given ("
+                         + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ")")
+    if the_plan.skipped:
+        print(skip_summary(the_plan.skipped))
+    results = ensure_writable(args.results)
+    _quiet_worker_warnings()
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
                              memory_limit_gb=args.memory_limit_gb, address=args.address)
     tasks = the_plan.tasks
     if hyper:  # hand-set hyperparameters are neither the authors' defaults nor tuned
-        if args.ruleset == "tuned":
-            raise ValueError("--hp and --ruleset tuned exclude each other")
         tasks = [replace(task, ruleset="custom") for task in tasks]
     if args.ruleset == "tuned":
         from bilevel_bench import tuning
@@ -183,6 +313,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_summary(frame)
     print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
     return 0
+
+
+def skip_summary(skipped: list[tuple[str, str, str]]) -> str:
+    """One line for the (problem, solver) pairs a plan leaves out, counted by reason."""
+    if len(skipped) == 1:
+        problem, solver, reason = skipped[0]
+        return f"skip {solver} on {problem}: it {reason}"
+    by_reason = Counter(reason for _, _, reason in skipped)
+    parts = [f"{count} {reason}" for reason, count in by_reason.most_common()]
+    return (f"skip {len(skipped)} (problem, solver) pairs the solver cannot run: "
+            + "; ".join(parts))
+
+
+def _quiet_worker_warnings() -> None:
+    """Keep known third-party deprecation warnings out of the progress bar, in this process
+    and in the worker processes (which inherit ``PYTHONWARNINGS``)."""
+    for option in QUIET_WARNINGS:  # all of the form ignore:MESSAGE:FutureWarning
+        message = option.split(":")[1]
+        warnings.filterwarnings("ignore", message=re.escape(message), category=FutureWarning)
+    current = os.environ.get("PYTHONWARNINGS", "")
+    os.environ["PYTHONWARNINGS"] = ",".join([current, *QUIET_WARNINGS] if current
+                                            else QUIET_WARNINGS)
 
 
 def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool) -> None:
@@ -220,6 +372,7 @@ def print_summary(frame) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """``bilevel-bench show``."""
     from bilevel_bench.results import load_results
 
     frame = load_results(*args.results, warn=False)
@@ -230,15 +383,31 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_check_solver(args: argparse.Namespace) -> int:
+    """``bilevel-bench check-solver``: 0 all checks pass, 1 a check fails, 2 cannot load."""
     from bilevel_bench.conformance import check_solver
 
-    report = check_solver(args.solver)
+    return _report(check_solver(args.solver))
+
+
+def cmd_check_problem(args: argparse.Namespace) -> int:
+    """``bilevel-bench check-problem``: 0 all checks pass, 1 a check fails, 2 cannot load."""
+    from bilevel_bench.conformance import check_problem
+
+    return _report(check_problem(args.problem))
+
+
+def _report(report: Any) -> int:
+    if report.load_error:
+        print(f"error: {_one_line(report.load_error)}", file=sys.stderr)
+        return 2
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """``bilevel-bench leaderboard``."""
+    from bilevel_bench import registry
     from bilevel_bench.leaderboard.build import build_site
 
     suites = None if args.no_suites else registry.suites()

@@ -20,14 +20,14 @@ import importlib.util
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bilevel_bench.errors import PluginError, UnknownNameError
+from bilevel_bench.errors import DataError, PluginError, UnknownNameError
 from bilevel_bench.problem import BilevelProblem, Instance
 from bilevel_bench.solver import Solver, validate_solver_class
 
@@ -61,8 +61,16 @@ class ProblemEntry:
         instance (cached): families may set ``n_constraints`` per instance."""
         key = (self.source, self.name)
         if key not in _FEATURES:
-            _FEATURES[key] = (frozenset({"coupled_constraints"}) if self.family.n_constraints
-                              else self.make(seed=0).features)
+            if self.family.n_constraints:
+                _FEATURES[key] = frozenset({"coupled_constraints"})
+            else:
+                try:
+                    _FEATURES[key] = self.make(seed=0).features
+                except (ImportError, DataError):
+                    # an optional dependency or data file is missing: plan with the family's
+                    # declared features; each run then ends as an `error` record whose message
+                    # names the install command or the file (planning never crashes)
+                    return frozenset()
         return _FEATURES[key]
 
 
@@ -123,20 +131,50 @@ def is_path_spec(spec: str) -> bool:
     return ".py:" in spec
 
 
-@lru_cache(maxsize=1)
+#: the distribution whose own plugins win any name clash
+OFFICIAL_DIST = "bilevel-bench"
+
+
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return str(getattr(dist, "name", "") or "")
+
+
+def _origin(value: str, dist: str) -> str:
+    """Where a plugin comes from, for messages: its import spec and distribution."""
+    return f"{value} (distribution {dist})" if dist else value
+
+
+@cache
 def _entry_points(group: str) -> tuple[tuple[Any, ...], tuple[BrokenPlugin, ...]]:
+    """Loaded ``(name, origin, value, object)`` entries and broken plugins of a group; the
+    official distribution's first, then by name and distribution, so that clashes resolve
+    the same way on every machine."""
     loaded, broken = [], []
-    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+
+    def order(ep: Any) -> tuple[bool, str, str]:
+        dist = _dist_name(ep)
+        return (dist != OFFICIAL_DIST, ep.name, dist)
+
+    for ep in sorted(entry_points(group=group), key=order):
+        origin = _origin(ep.value, _dist_name(ep))
         try:
-            loaded.append((ep.name, ep.value, ep.load()))
+            loaded.append((ep.name, origin, ep.value, ep.load()))
         except Exception as exc:  # a broken plugin must not break the others
             broken.append(BrokenPlugin(group, ep.name, f"{type(exc).__name__}: {exc}"))
     return tuple(loaded), tuple(broken)
 
 
+#: per group, plugins refused because a name they declare is taken (filled by the registries)
+_CLASHES: dict[str, list[BrokenPlugin]] = {PROBLEM_GROUP: [], SOLVER_GROUP: []}
+
+
 def broken_plugins() -> list[BrokenPlugin]:
-    """Plugins whose entry point could not be loaded, with the reason."""
-    return [b for group in (PROBLEM_GROUP, SOLVER_GROUP) for b in _entry_points(group)[1]]
+    """Plugins whose entry point could not be loaded or whose names clash, with the reason."""
+    problems()
+    solvers()
+    loaded = [b for group in (PROBLEM_GROUP, SOLVER_GROUP) for b in _entry_points(group)[1]]
+    return loaded + _CLASHES[PROBLEM_GROUP] + _CLASHES[SOLVER_GROUP]
 
 
 # --------------------------------------------------------------------- problems
@@ -167,17 +205,35 @@ def family_entries(family: type[BilevelProblem], source: str) -> dict[str, Probl
 
 @lru_cache(maxsize=1)
 def problems() -> dict[str, ProblemEntry]:
-    """All registered problem instances by name."""
+    """All registered problem instances by name. A plugin family that declares an instance
+    name already taken by another family is refused (listed by :func:`broken_plugins` with
+    both sources); the official instances always keep their names."""
     entries: dict[str, ProblemEntry] = {}
-    for _name, value, obj in _entry_points(PROBLEM_GROUP)[0]:
-        for family, source in _families(obj, value):
-            for name, entry in family_entries(family, source).items():
-                if name in entries and entries[name].family is not family:
-                    raise PluginError(
-                        f"problem instance {name!r} is declared by both "
-                        f"{entries[name].source} and {source}; rename one"
-                    )
+    origins: dict[str, str] = {}
+    clashes = _CLASHES[PROBLEM_GROUP]
+    clashes.clear()
+    for ep_name, origin, value, obj in _entry_points(PROBLEM_GROUP)[0]:
+        try:
+            families = list(_families(obj, value))
+        except PluginError as exc:
+            clashes.append(BrokenPlugin(PROBLEM_GROUP, ep_name, str(exc)))
+            continue
+        for family, source in families:
+            try:
+                mine = family_entries(family, source)
+            except PluginError as exc:
+                clashes.append(BrokenPlugin(PROBLEM_GROUP, ep_name, str(exc)))
+                continue
+            taken = sorted(n for n in mine if n in entries and entries[n].family is not family)
+            if taken:
+                clashes.append(BrokenPlugin(
+                    PROBLEM_GROUP, ep_name,
+                    f"refused: problem instance {taken[0]!r} of {source} "
+                    f"({origin}) is already declared by {origins[taken[0]]}; rename it"))
+                continue
+            for name, entry in mine.items():
                 entries[name] = entry
+                origins[name] = f"{entry.source} ({origin})"
     return entries
 
 
@@ -191,7 +247,11 @@ def get_problem(name: str) -> ProblemEntry:
         family = load_object(source)
         entries = family_entries(next(iter(_families(family, source)))[0], source)
         if instance in entries:
-            return entries[instance]
+            entry = entries[instance]
+            if instance in registry and registry[instance].family is not entry.family:
+                raise PluginError(f"problem instance {instance!r} of {source} is already "
+                                  f"declared by {registry[instance].source}; rename it")
+            return entry
         raise UnknownNameError(_unknown("problem instance", instance, entries))
     raise UnknownNameError(_unknown("problem", name, registry))
 
@@ -215,14 +275,50 @@ def get_suite(name: str) -> list[str]:
 # ---------------------------------------------------------------------- solvers
 @lru_cache(maxsize=1)
 def solvers() -> dict[str, type[Solver]]:
-    """All registered solvers by name (broken ones are in :func:`broken_plugins`)."""
-    return {name: obj for name, _value, obj in _entry_points(SOLVER_GROUP)[0]}
+    """All registered solvers by name (broken ones are in :func:`broken_plugins`). A solver
+    whose entry-point name or class ``name`` is already taken by another solver is refused
+    (listed by :func:`broken_plugins` with both sources); official solvers keep their names."""
+    table: dict[str, type[Solver]] = {}
+    origins: dict[str, str] = {}
+    clashes = _CLASHES[SOLVER_GROUP]
+    clashes.clear()
+    for ep_name, origin, _value, obj in _entry_points(SOLVER_GROUP)[0]:
+        names = [ep_name] + [n for n in [getattr(obj, "name", None)]
+                             if isinstance(n, str) and n and n != ep_name]
+        taken = [n for n in names if n in origins and table.get(n) is not obj]
+        if taken:
+            clashes.append(BrokenPlugin(
+                SOLVER_GROUP, ep_name,
+                f"refused: solver name {taken[0]!r} of {origin} is already registered by "
+                f"{origins[taken[0]]}; rename it"))
+            continue
+        table[ep_name] = obj
+        for n in names:
+            origins[n] = origin
+    return table
+
+
+def _solver_origins() -> dict[str, str]:
+    """Class ``name`` and entry-point name of every registered solver -> where it comes from."""
+    origins: dict[str, str] = {}
+    registered = solvers()
+    for ep_name, origin, _value, obj in _entry_points(SOLVER_GROUP)[0]:
+        if registered.get(ep_name) is obj:
+            origins[ep_name] = origin
+            if isinstance(getattr(obj, "name", None), str):
+                origins[obj.name] = origin
+    return origins
 
 
 def get_solver(spec: str) -> type[Solver]:
     """A solver class by registered name or ``path/to/file.py:ClassName``; validated."""
     if is_path_spec(spec):
         cls = load_object(spec)
+        name = getattr(cls, "name", None)
+        taken = _solver_origins().get(name) if isinstance(name, str) else None
+        if taken is not None and solvers().get(name) is not cls:
+            raise PluginError(f"solver name {name!r} of {spec} is already registered by "
+                              f"{taken}; rename it (records are ranked by name)")
     else:
         registry = solvers()
         if spec not in registry:

@@ -21,6 +21,7 @@ Hyperparameters are validated and set as attributes (``self.lr``). The runner ti
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -102,11 +103,17 @@ class Solver:
     needs: ClassVar[frozenset[str]] = frozenset()
     handles: ClassVar[frozenset[str]] = frozenset({"cuda"})
     hyperparameters: ClassVar[Mapping[str, Hyperparameter]] = {}
+    #: optional libraries imported by the solver -> the command that installs them; a solver
+    #: whose library is missing is skipped (with that command), never run into an error
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.hyperparameters))
         if unknown:
             raise ValueError(_unknown_message(type(self), unknown))
+        invalid = validate_hyperparameters(type(self), params)
+        if invalid:
+            raise ValueError(f"solver {self.name!r}: " + "; ".join(invalid))
         self.params: dict[str, Any] = {
             key: params.get(key, spec.default) for key, spec in self.hyperparameters.items()
         }
@@ -142,8 +149,18 @@ class Solver:
         }
 
     @classmethod
+    def missing_requirements(cls) -> dict[str, str]:
+        """The declared optional libraries that are not importable -> their install command."""
+        return {module: command for module, command in cls.requires.items()
+                if importlib.util.find_spec(module) is None}
+
+    @classmethod
     def can_solve(cls, features: frozenset[str], provides: frozenset[str], device: str) -> str:
         """Empty string if compatible, otherwise the reason it is not."""
+        absent = cls.missing_requirements()
+        if absent:
+            return "; ".join(f"needs {module}, which is not installed: {command}"
+                             for module, command in absent.items())
         missing = set(cls.needs) - set(provides)
         if missing:
             return f"needs {sorted(missing)} oracles that the problem does not provide"
@@ -182,10 +199,66 @@ def validate_solver_class(cls: Any) -> list[str]:
                 problems.append(f"hyperparameter {key!r} must be a Hyperparameter, got {spec!r}")
             elif spec.space is not None and not spec.space.contains(spec.default):
                 problems.append(f"default of {key!r} ({spec.default!r}) lies outside its space")
+            elif check_hyperparameter(spec, key, spec.default):
+                problems.append("the default " + check_hyperparameter(spec, key, spec.default))
+    requires = getattr(cls, "requires", {})
+    if not (isinstance(requires, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in requires.items())):
+        problems.append("`requires` must be a dict of module name -> install command")
     for method in ("init", "step", "solution"):
         if getattr(cls, method) is getattr(Solver, method):
             problems.append(f"method `{method}` is not implemented")
     return problems
+
+
+def _kind(value: Any) -> str:
+    return "bool" if isinstance(value, bool) else type(value).__name__
+
+
+def check_hyperparameter(spec: Hyperparameter, key: str, value: Any) -> str:
+    """Why ``value`` is not a valid value of the hyperparameter ``key`` (empty: valid).
+
+    The declared type is the search space's (an integer space wants an ``int``, a continuous
+    one a finite number, a :class:`Choice` one of its values) or, without a space, the
+    default's (``bool``, ``int``, ``float``: any finite number, ``str``; a ``None`` default
+    accepts anything). The declared range: a :class:`Choice` its values, a :class:`LogUniform`
+    space non-negative numbers (0 freezes a step size). Other numeric values outside the search
+    space are accepted (the space is where tuning searches, not a domain).
+    """
+    space = spec.space
+    if isinstance(space, Choice):
+        if any(type(v) is type(value) and v == value for v in space.values):
+            return ""
+        return (f"{key}={value!r} is not one of its choices "
+                f"{', '.join(repr(v) for v in space.values)}")
+    if isinstance(space, LogUniform | Uniform):
+        wanted = "int" if space.integer else "float"
+    elif spec.default is None:
+        return ""
+    else:
+        wanted = _kind(spec.default)
+    if wanted == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif wanted == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            return f"{key}={value!r} must be a finite number"
+    else:
+        ok = _kind(value) == wanted
+    if not ok:
+        article = "an" if wanted == "int" else "a"
+        return f"{key}={value!r} must be {article} {wanted}, not {_kind(value)}"
+    if isinstance(space, LogUniform) and not value >= 0:  # 0 freezes a step (x-frozen runs)
+        return f"{key}={value!r} must be non-negative (its search space is log-uniform)"
+    return ""
+
+
+def validate_hyperparameters(cls: type[Solver], params: Mapping[str, Any]) -> list[str]:
+    """Type and range problems of hyperparameter values for a solver class (empty: fine);
+    unknown names are not reported here."""
+    return [problem for key, value in params.items() if key in cls.hyperparameters
+            for problem in [check_hyperparameter(cls.hyperparameters[key], key, value)]
+            if problem]
 
 
 def _unknown_message(cls: type, unknown: list[str]) -> str:

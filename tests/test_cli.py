@@ -70,6 +70,78 @@ def test_bad_input_gives_a_clear_error(capsys, args, message, tmp_path):
     assert code == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--hp", "outer_lr=abc"], "outer_lr='abc' must be a float, not str"),
+    (["--hp", "outer_lr=-0.1"], "must be non-negative"),
+    (["--hp", "cg_steps=2.5"], "cg_steps=2.5 must be an int"),
+    (["--budget-seconds", "-1"], "--budget-seconds: -1 must be > 0"),
+    (["--budget-seconds", "0"], "--budget-seconds: 0 must be > 0"),
+    (["--budget-oracles", "abc"], "'abc' is not a number"),
+    (["--budget-iterations", "0"], "--budget-iterations: 0 must be >= 1"),
+    (["--timeout", "inf"], "must be finite"),
+    (["--seeds", "0"], "--seeds: 0 must be >= 1"),
+    (["--seed-offset", "-1"], "--seed-offset: -1 must be >= 0"),
+    (["--workers", "0"], "--workers: 0 must be >= 1"),
+    (["--threads", "-2"], "--threads: -2 must be >= 1"),
+    (["--memory-limit-gb", "0"], "--memory-limit-gb: 0 must be > 0"),
+    (["--ruleset", "best"], "invalid choice: 'best'"),
+    (["--device", "gpu"], "'gpu' is not a device"),
+    (["--address", "tcp://x:1"], "--address applies to --backend dask"),
+])
+def test_bad_values_exit_2_with_one_line_before_anything_runs(capsys, tmp_path, args, message):
+    results = tmp_path / "r"
+    code, out, err = cli(capsys, "run", "--problem", "vpbgd-toy", "--solver", "aid-cg", *args,
+                         "--results", str(results))
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not results.exists()  # nothing ran, nothing was recorded
+
+
+def test_version_and_help_with_examples(capsys):
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and out.startswith("bilevel-bench ")
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0 and "examples:" in out and "check-problem" in out
+    code, out, _ = cli(capsys, "run", "--help")
+    assert code == 0 and "--budget-seconds" in out
+
+
+def test_check_solver_load_failures_exit_2(capsys):
+    for spec, message in [("missing.py:Solver", "does not exist"),
+                          (plugin("NoSuchClass"), "has no attribute"),
+                          ("aid_cg", "Did you mean 'aid-cg'")]:
+        code, out, err = cli(capsys, "check-solver", spec)
+        assert code == 2 and message in err and out == ""
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_skipped_pairs_are_one_summary_line(capsys, results_dir):
+    code, out, _ = cli(capsys, "run", "--problem", "blocc-toy1", "--problem", "vpbgd-toy",
+                       "--solver", "aid-cg", "--solver", "blocc", "--seeds", "1",
+                       "--budget-iterations", "3", "--backend", "inline",
+                       "--results", str(results_dir))
+    skip_lines = [line for line in out.splitlines() if line.startswith("skip")]
+    assert code == 0 and len(skip_lines) == 1
+    assert "coupled_constraints" in skip_lines[0]
+
+
+def test_solver_with_a_missing_optional_library_is_skipped_with_the_install_command(
+        capsys, results_dir):
+    code, out, _ = cli(capsys, "run", "--problem", "vpbgd-toy", "--problem", "quadratic-small",
+                       "--solver", plugin("NeedsMissingLibrary"), "--solver", "aid-cg",
+                       "--seeds", "1", "--budget-iterations", "3", "--backend", "inline",
+                       "--results", str(results_dir))
+    assert code == 0
+    assert "needs no_such_library_xyz, which is not installed: pip install xyz" in out
+    assert len(list(results_dir.glob("*.json"))) == 2  # aid-cg only
+
+
+def test_a_file_solver_cannot_take_a_registered_name(capsys, tmp_path):
+    code, _, err = cli(capsys, "run", "--problem", "vpbgd-toy",
+                       "--solver", plugin("ImpostorSolver"), "--results", str(tmp_path / "r"))
+    assert code == 2 and "'aid-cg'" in err and "already registered by" in err
+
+
 def test_unwritable_results_directory(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, err = cli(capsys, "run", "--problem", "vpbgd-toy", "--solver", "aid-cg",

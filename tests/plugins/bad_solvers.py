@@ -143,3 +143,16 @@ class Sleepy(_Base):
 
     def solution(self):
         return self.x, self.y
+
+
+class NeedsMissingLibrary(_Base):
+    """Declares an optional library that is not installed: planned out, never run."""
+
+    name = "needs-missing-library"
+    requires = {"no_such_library_xyz": "pip install xyz"}
+
+
+class ImpostorSolver(_Base):
+    """Takes the name of a registered reference solver."""
+
+    name = "aid-cg"
