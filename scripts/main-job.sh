@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job: run the reference solvers on the default suite, then build the leaderboard.
+# The main job: set up what is missing (scripts/setup.sh, idempotent), run the reference solvers
+# on the default suite, then build the leaderboard.
 # Environment knobs: MAIN_JOB_SUITE (default core), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
 # MAIN_JOB_BUDGET_SECONDS (2 s of solver time per run; "default": the instances' budgets),
-# MAIN_JOB_RESULTS (results),
-# MAIN_JOB_SITE (leaderboard/site), VENV (.venv).
+# MAIN_JOB_RESULTS (results), MAIN_JOB_SITE (leaderboard/site), VENV (.venv),
+# MAIN_JOB_SETUP=0 to use an environment you set up yourself (bilevel-bench on the PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+[ "${MAIN_JOB_SETUP:-1}" = 0 ] || bash scripts/setup.sh "$VENV"
 BB="$VENV/bin/bilevel-bench"
 [ -x "$BB" ] || BB=bilevel-bench
 SUITE=${MAIN_JOB_SUITE:-core}
