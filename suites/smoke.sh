@@ -7,12 +7,14 @@
 # bilevel_bench and asv installed. BILEVEL_BENCH_ASV_SECONDS (solve budget, default 0.3 here),
 # BILEVEL_BENCH_ASV_SUITE (default toys), BILEVEL_BENCH_ASV_SOLVERS (default all registered).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# relative plugin specs in BILEVEL_BENCH_ASV_SOLVERS are read from the folder this was run from
+export BILEVEL_BENCH_ASV_CWD=${BILEVEL_BENCH_ASV_CWD:-$PWD}
 PYTHON=${PYTHON:-python}
 if [ $# -gt 0 ] && [ -x "$1/bin/python" ]; then
-  PYTHON="$1/bin/python"
+  PYTHON="$(cd "$1" && pwd)/bin/python"
   shift
 fi
+cd "$(dirname "$0")/.."
 export BILEVEL_BENCH_ASV_SECONDS=${BILEVEL_BENCH_ASV_SECONDS:-0.3}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 

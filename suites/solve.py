@@ -3,6 +3,10 @@
 Parameters are ``problem`` (the instances of ``BILEVEL_BENCH_ASV_SUITE``, default ``toys``) and
 ``solver`` (``BILEVEL_BENCH_ASV_SOLVERS``, a comma-separated list of registered names or
 ``path/to/file.py:Class`` specs; default: every registered solver, installed plugins included).
+A relative file spec is resolved against the folder asv was launched from (``$PWD``; asv runs
+the benchmarks from a temporary folder), then the repository root. Solvers appear under their
+``name`` (a file plugin too, not its path). A solver whose optional library is not installed is
+skipped (``n/a``) like an incompatible combination; the reason names the install command.
 
 One solve per combination serves every figure: the module-level :func:`setup_cache` runs each
 compatible combination once through the runner (``bilevel_bench.runner.execute``, seed 0, the
@@ -30,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,7 +55,7 @@ class Config:
     """What the benchmarks run, read from environment variables at import time."""
 
     suite: str
-    solvers: tuple[str, ...]
+    solvers: tuple[str, ...]  # specs: registered names or absolute path/to/file.py:Class
     seconds: float
     device: str
 
@@ -58,7 +63,7 @@ class Config:
     def from_environment(cls) -> Config:
         """Read ``BILEVEL_BENCH_ASV_{SUITE,SOLVERS,SECONDS,DEVICE}``."""
         names = os.environ.get("BILEVEL_BENCH_ASV_SOLVERS", "")
-        solvers = tuple(s.strip() for s in names.split(",") if s.strip())
+        solvers = tuple(resolve_spec(s.strip()) for s in names.split(",") if s.strip())
         return cls(
             suite=os.environ.get("BILEVEL_BENCH_ASV_SUITE", "toys"),
             solvers=solvers or tuple(sorted(registry.solvers())),
@@ -66,16 +71,56 @@ class Config:
             device=os.environ.get("BILEVEL_BENCH_ASV_DEVICE", "cpu"),
         )
 
+    def names(self) -> dict[str, str]:
+        """Display name (the solver's ``name``; the parameter asv shows) -> spec."""
+        table: dict[str, str] = {}
+        for spec in self.solvers:
+            cls = registry.get_solver(spec)  # unknown names fail at discovery, clearly
+            name = cls.name if registry.is_path_spec(spec) else spec
+            if name in table:
+                raise ValueError(f"BILEVEL_BENCH_ASV_SOLVERS names {name!r} twice "
+                                 f"({table[name]} and {spec})")
+            table[name] = spec
+        return table
+
     def task(self, problem: str, solver: str) -> runner.RunTask | str:
-        """The run task of one combination, or the reason the solver cannot run it."""
-        plan = matrix.plan([problem], [solver], [SEED], device=self.device,
+        """The run task of one combination (solver by display name or spec), or the reason
+        the solver cannot run it."""
+        spec = SPECS.get(solver, solver)
+        plan = matrix.plan([problem], [spec], [SEED], device=self.device,
                            budget={"seconds": self.seconds})
         return plan.tasks[0] if plan.tasks else plan.skipped[0][2]
 
 
+#: the repository root (suites/ lives in it)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def resolve_spec(spec: str) -> str:
+    """A registered name as is; a ``path/to/file.py:Class`` spec with an absolute path: a
+    relative path is looked up from the launch folder (``$BILEVEL_BENCH_ASV_CWD``, else
+    ``$PWD``), the current folder, then the repository root."""
+    if not registry.is_path_spec(spec):
+        return spec
+    path, sep, attr = spec.rpartition(":")
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return spec
+    bases = [Path(os.environ[var]) for var in ("BILEVEL_BENCH_ASV_CWD", "PWD")
+             if os.environ.get(var)]
+    for base in [*bases, Path.cwd(), REPO]:
+        if (base / candidate).is_file():
+            return f"{(base / candidate).resolve()}{sep}{attr}"
+    raise FileNotFoundError(
+        f"BILEVEL_BENCH_ASV_SOLVERS: plugin file {path!r} not found from "
+        f"{', '.join(str(b) for b in [*bases, REPO])}; give a path from where you run asv")
+
+
 CONFIG = Config.from_environment()
 PROBLEMS = list(registry.get_suite(CONFIG.suite))
-SOLVERS = list(CONFIG.solvers)
+#: display name -> spec
+SPECS = CONFIG.names()
+SOLVERS = list(SPECS)
 
 
 def setup_cache() -> dict[tuple[str, str], dict[str, Any]]:
