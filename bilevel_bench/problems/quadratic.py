@@ -15,6 +15,21 @@ the means are exact: A = A0 + mean p p^T, C = C0 + mean u q^T, a = mean a_i, ...
 
 Knobs: dimensions (dim_x, dim_y), conditioning (mu_inner, L_inner of the LL Hessian spectrum),
 coupling (L_cross), sample counts (n_inner, n_outer), per-sample noise, and the data seed.
+
+Spectral matrices S = Q diag(lambda) Q^T (the LL Hessian A, and F, B, H) have log-spaced
+eigenvalues lambda between the stated bounds. Up to ``HAAR_MAX_DIM`` (1,000) dimensions Q is
+Haar-random (QR of a Gaussian matrix, O(d^3), the construction of every registered instance).
+Above it, S is a sign-flipped symmetric circulant matrix,
+
+    S = D C D,   C_ij = c_{(i - j) mod d},   c = IDFT(lambda),   D = diag(random signs),
+
+whose eigenvectors (D times the Fourier basis) are fully delocalised and whose spectrum is lambda
+(log-spaced over the d // 2 + 1 frequencies, shuffled among them, each value shared by the
+frequencies k and d - k of a real symmetric circulant): it is built in O(d^2) and inverted in
+O(d log d) (A^{-1} v = D IDFT(DFT(D v) / lambda)), so an instance builds in
+O(n dim_y^2 + dim_x dim_y^2 + dim_x^3) time and O(dim_y^2) memory (dim_y = 10,000: a few
+seconds). Every reference solver is rotation-equivariant, so the spectrum, the coupling and the
+noise make an instance hard, not the eigenbasis.
 """
 
 from __future__ import annotations
@@ -22,6 +37,52 @@ from __future__ import annotations
 import torch
 
 from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance, fingerprint_tensors
+
+#: spectral matrices of at most this dimension get a Haar-random eigenbasis (O(d^3)); larger ones
+#: a sign-flipped circulant one (O(d^2)), see the module docstring
+HAAR_MAX_DIM = 1000
+
+
+class CirculantSPD:
+    """S = D C D: C the symmetric circulant matrix with eigenvalues ``lam_half``, D = diag(signs).
+
+    ``lam_half[k]`` (k = 0..d//2) is the eigenvalue of the Fourier modes k and d - k, so that
+    C_ij = c_{(i - j) mod d} with c = IDFT(lambda) real and even. ``dense()`` builds S in O(d^2);
+    ``solve(v)`` applies S^{-1} = D C^{-1} D to the columns of v in O(d log d) each.
+    """
+
+    def __init__(self, lam_half: torch.Tensor, signs: torch.Tensor) -> None:
+        self.dim = signs.numel()
+        self.lam_half, self.signs = lam_half, signs
+
+    @classmethod
+    def random(cls, dim: int, low: float, high: float, gen: torch.Generator) -> CirculantSPD:
+        """Eigenvalues log-spaced in [low, high] over the dim // 2 + 1 frequencies, shuffled
+        among them, and random signs, both drawn from ``gen``."""
+        lam = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
+                             dim // 2 + 1, dtype=torch.float64)
+        lam = lam[torch.randperm(lam.numel(), generator=gen)]
+        signs = torch.randint(0, 2, (dim,), generator=gen).to(torch.float64) * 2 - 1
+        return cls(lam, signs)
+
+    def dense(self) -> torch.Tensor:
+        """S as a dense d x d float64 matrix: one copy out of a strided view, then the signs."""
+        d = self.dim
+        c = torch.fft.irfft(self.lam_half.to(torch.complex128), n=d)
+        # C_ij = r_{d - i + j} with r_k = c_{(d - k) mod d} (k < 2d); the Hankel view
+        # hankel[m, j] = r_{m + j} holds row i of C at m = d - i
+        r_half = c.flip(0).roll(1)
+        hankel = torch.cat([r_half, r_half]).as_strided((d + 1, d), (1, 1))
+        out = hankel[1:].flip(0)
+        return out.mul_(self.signs[:, None]).mul_(self.signs[None, :])
+
+    def solve(self, v: torch.Tensor) -> torch.Tensor:
+        """S^{-1} v for v of shape (d,) or (d, k): D IDFT(DFT(D v) / lambda)."""
+        signs = self.signs.to(v)[:, None]
+        u = signs * (v[:, None] if v.ndim == 1 else v)
+        spec = torch.fft.rfft(u, dim=0) / self.lam_half.to(v.device)[:, None]
+        out = signs * torch.fft.irfft(spec, n=self.dim, dim=0)
+        return out[:, 0] if v.ndim == 1 else out
 
 
 class Quadratic(BilevelProblem):
@@ -88,7 +149,14 @@ class Quadratic(BilevelProblem):
         def randn(*shape):
             return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
-        def spd(dim, low, high):
+        structured: dict[str, CirculantSPD] = {}
+
+        def spd(dim, low, high, key=""):
+            """S = Q diag(lambda) Q^T, lambda log-spaced in [low, high]: Haar Q up to
+            HAAR_MAX_DIM, a sign-flipped circulant above it (module docstring)."""
+            if dim > HAAR_MAX_DIM:
+                structured[key] = CirculantSPD.random(dim, low, high, gen)
+                return structured[key].dense()
             q, _ = torch.linalg.qr(randn(dim, dim))
             eigs = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
                                   dim, dtype=torch.float64)
@@ -99,7 +167,10 @@ class Quadratic(BilevelProblem):
 
         # LL: A0 keeps half of the spectrum; the rank-one terms carry the rest on average.
         p = randn(n_inner, dim_y) * (noise * mu_inner / dim_y) ** 0.5
-        A0 = spd(dim_y, mu_inner, L_inner) - p.T @ p / n_inner
+        if dim_y > HAAR_MAX_DIM:  # in place: one d x d matrix, no temporaries
+            A0 = spd(dim_y, mu_inner, L_inner, "A").addmm_(p.T, p, alpha=-1.0 / n_inner)
+        else:
+            A0 = spd(dim_y, mu_inner, L_inner) - p.T @ p / n_inner
         u, q = randn(n_inner, dim_x) * noise**0.5, randn(n_inner, dim_y) * noise**0.5
         C = with_norm(randn(dim_x, dim_y), L_cross)
         C0 = C - u.T @ q / n_inner
@@ -113,6 +184,8 @@ class Quadratic(BilevelProblem):
         c = randn(n_outer, dim_y) * noise + randn(dim_y)
         e = randn(n_outer, dim_x) * noise + randn(dim_x)
 
+        #: the LL Hessian A = A0 + mean p p^T as a CirculantSPD (None: Haar, use dense algebra)
+        self._ll_hessian = structured.get("A")
         to = dict(dtype=dtype, device=self.device)
         self.A0, self.p, self.u, self.q, self.C0 = (t.to(**to) for t in (A0, p, u, q, C0))
         self.a, self.B, self.b = a.to(**to), B.to(**to), b.to(**to)
@@ -151,10 +224,21 @@ class Quadratic(BilevelProblem):
         }
 
     def _exact_solution(self) -> dict[str, torch.Tensor]:
-        mm = self.mean_matrices()
-        A_inv = torch.linalg.inv(mm["A"])
-        M = -A_inv @ mm["C"].T
-        r = -A_inv @ mm["a"]
+        """z*(x) = M x + r and the hyper-objective's Hessian and linear term. With a circulant
+        LL Hessian (dim_y > HAAR_MAX_DIM) A^{-1} is applied in closed form, O(dim_y log dim_y)
+        per column, instead of a dense O(dim_y^3) inverse."""
+        if self._ll_hessian is not None:
+            a = self.a.mean(0)
+            C = self.C0 + self.u.T @ self.q / self.p.shape[0]
+            rhs = torch.cat([C.T, a[:, None]], dim=1).to(torch.float64)
+            sol = (-self._ll_hessian.solve(rhs.cpu())).to(self.A0)
+            M, r = sol[:, :-1], sol[:, -1]
+            mm = {"c": self.c.mean(0), "e": self.e.mean(0)}
+        else:
+            mm = self.mean_matrices()
+            A_inv = torch.linalg.inv(mm["A"])
+            M = -A_inv @ mm["C"].T
+            r = -A_inv @ mm["a"]
         hess = M.T @ self.F @ M + self.H + self.K @ M + M.T @ self.K.T
         hess = 0.5 * (hess + hess.T)
         if torch.linalg.eigvalsh(hess).min() <= 0:
