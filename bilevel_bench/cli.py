@@ -238,8 +238,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, members in sorted(registry.suites().items()):
             print(f"{name:12s} {len(members):3d} instances: {', '.join(members)}")
     for broken in registry.broken_plugins():
-        print(f"warning: plugin {broken.name!r} ({broken.group}) failed to load: "
-              f"{broken.error}", file=sys.stderr)
+        print(f"warning: plugin {broken.name!r} ({broken.group}) left out: {broken.error}",
+              file=sys.stderr)
     return 0
 
 
