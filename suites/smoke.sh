@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# asv smoke test for CI: every benchmark in suites/ runs once (--quick) on the current Python
+# asv smoke test: every benchmark in suites/ runs once (--quick) on the current Python
 # environment, so that the asv suites never rot. Exits non-zero if any benchmark fails (asv run
 # returns 2 then); skipped combinations (a solver that cannot handle a problem) are not failures.
 # --quick results are not saved. Usage: bash suites/smoke.sh [VENV_DIR] [extra asv run arguments]
