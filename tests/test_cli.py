@@ -178,3 +178,32 @@ def test_readme_plugin_example_passes_the_check_and_runs(capsys, results_dir):
                        "--budget-iterations", "50", "--backend", "inline",
                        "--results", str(results_dir))
     assert code == 0 and "fo-itd" in out
+
+
+def test_help_and_version_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from bilevel_bench.cli import main\n"
+            "for args in (['--help'], ['--version'], ['run', '--help']):\n"
+            "    assert main(args) == 0\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_worker_processes_inherit_the_quiet_warning_filters(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from bilevel_bench.cli import _quiet_worker_warnings
+
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    _quiet_worker_warnings()
+    warn = ("import warnings; warnings.warn(\"We've integrated functorch into PyTorch. "
+            "functorch.vjp is deprecated\", FutureWarning); warnings.warn('other', FutureWarning)")
+    err = subprocess.run([sys.executable, "-c", warn], capture_output=True, text=True,
+                         env=dict(os.environ), check=True).stderr
+    assert "functorch" not in err and "other" in err  # only the known warning is silenced
