@@ -1,5 +1,18 @@
 """Scores computed from run records (a DataFrame from :func:`bilevel_bench.load_results`).
 
+**Rankings (protocol version 2) use target ladders**, so that partial progress counts and ties
+are rare. Every run records the first checkpoint (passing the instance's LL gate) that meets
+each rung of its instance's ladder. On a clock (oracle cost, or solver CPU seconds) with a log
+budget axis [low, high] (:data:`ECDF_RANGE`; the time axis ends at the view's budget), the
+**ECDF** of a solver is the fraction of (instance, rung) pairs reached within a budget, runs
+averaged per instance and instances weighted equally (COCO's runtime distributions; Moré &
+Wild's data profiles). Its **area** (:func:`area_scores`: per run, the mean over rungs of
+``(log high - log max(cost, low)) / (log high - log low)``, 0 for a missed rung) is the score,
+in [0, 1]; a solver is scored on the instances it ran only. :func:`ladder_ranking` gives the
+score with seeded bootstrap intervals (instances, then each solver's runs, resampled), the
+mean rank by area, and tie-aware rank labels (below). The final-target figures that follow
+(success rate, time-to-target, Dolan–Moré profiles) are still computed and shown.
+
 Per instance and solver (over seeds): success rate, median and inter-quartile range of
 time-to-target and oracles-to-target (over successful runs), status counts, final metrics.
 Records of different problem versions or hardware classes are never aggregated together: they

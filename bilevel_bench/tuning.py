@@ -4,9 +4,11 @@
 * ``tuned``: per problem instance, a fixed number of trials drawn from the solver's declared
   search space (trial 0 is the defaults; the draws are seeded by problem, solver and trial), each
   run on *tuning seeds* that are disjoint from the evaluation seeds. The configuration chosen is
-  the best by (success rate, median time-to-target, median final primary metric) on the tuning
-  runs; the primary metric is the instance's optimisation target (e.g. the UL gap or the
-  validation loss), never a test metric. The chosen configuration is then run on the evaluation
+  the best by the mean area under the target-ladder ECDF on the oracle clock (partial progress
+  counts; machine-independent, so the choice is the same on any machine), then success rate,
+  then median final primary metric, on the tuning runs; the ladder and the primary metric are
+  the instance's optimisation target (e.g. the UL gap or a validation loss), never a test
+  metric. The chosen configuration is then run on the evaluation
   seeds with ``ruleset = "tuned"``.
 
 Tuning runs are ordinary records with ``ruleset = "tuning"`` in the ``tuning/`` subdirectory of
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel_bench import registry
+from bilevel_bench.metrics import ECDF_RANGE, area_scores
 from bilevel_bench.results import iter_records
 from bilevel_bench.runner import RunTask
 
@@ -54,14 +57,21 @@ def tuning_tasks(tasks: Sequence[RunTask], trials: int, tuning_seeds: int) -> li
 
 
 def _score(records: list[dict]) -> tuple[float, float, float]:
-    """Lower is better: (-success rate, median time-to-target, median final primary)."""
-    times = [r["summary"]["time_to_target"] for r in records if r["summary"].get("converged")]
+    """Lower is better: (-mean ECDF area on the oracle clock, -success rate, median final
+    primary)."""
+    low, high = ECDF_RANGE["oracles"]
+    areas = []
+    for r in records:
+        costs = [h["oracle_cost"] if isinstance(h, dict) and h.get("oracle_cost") is not None
+                 else math.inf for h in r["summary"].get("ladder_hits") or []]
+        areas.append(area_scores(costs, low, high))
+    successes = sum(bool(r["summary"].get("converged")) for r in records)
     finals = []
     for r in records:
         value = r["summary"].get("final", {}).get(r["problem"]["primary_metric"], math.nan)
         sign = -1.0 if r["problem"].get("higher_is_better") else 1.0
         finals.append(sign * value if math.isfinite(value) else math.inf)
-    return (-len(times) / len(records), statistics.median(times) if times else math.inf,
+    return (-statistics.fmean(areas), -successes / len(records),
             statistics.median(finals) if finals else math.inf)
 
 
