@@ -207,3 +207,20 @@ def test_worker_processes_inherit_the_quiet_warning_filters(monkeypatch):
     err = subprocess.run([sys.executable, "-c", warn], capture_output=True, text=True,
                          env=dict(os.environ), check=True).stderr
     assert "functorch" not in err and "other" in err  # only the known warning is silenced
+
+
+def test_missing_llm_extra_gives_error_records_naming_the_install_command(
+        capsys, results_dir, monkeypatch):
+    import sys
+
+    from bilevel_bench import registry
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if the extra were absent
+    monkeypatch.setattr(registry, "_FEATURES", {})
+    code, out, err = cli(capsys, "run", "--problem", "llm-safety-tiny", "--solver", "aid-cg",
+                         "--seeds", "1", "--budget-iterations", "1", "--backend", "inline",
+                         "--results", str(results_dir))
+    assert code == 0 and "Traceback" not in out + err
+    record = json.loads(next(results_dir.glob("*.json")).read_text())
+    assert record["status"] == "error"
+    assert "pip install" in record["error"]["message"]
