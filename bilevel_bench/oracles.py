@@ -352,6 +352,29 @@ class Oracles:
 
         return gy.detach(), product
 
+    def jacobian_h(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(h, dh/dx, dh/dy) at (x, y): the constraint values (shape (m,)) and their Jacobians
+        (shapes (m, *x_shape) and (m, *y_shape); zero where h does not depend on a variable),
+        all detached. Counts one value and one gradient pass of h: the m vector-Jacobian
+        products e_i^T dh run as one batched backward pass."""
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            yr = y.detach().requires_grad_(True)
+            h, weight = self._direct_value("h", xr, yr, None)
+            m = h.numel()
+            jx = jy = None
+            if h.requires_grad:
+                eye = torch.eye(m, dtype=h.dtype, device=h.device).reshape(m, *h.shape)
+                jx, jy = torch.autograd.grad(h, (xr, yr), eye, is_grads_batched=True,
+                                             allow_unused=True)
+                self._count_pass("h", "grad", weight)
+        zeros = dict(dtype=h.dtype, device=h.device)
+        jx = torch.zeros(m, *x.shape, **zeros) if jx is None else jx
+        jy = torch.zeros(m, *y.shape, **zeros) if jy is None else jy
+        return h.detach(), jx, jy
+
     def _problem_level(self, level: str) -> Callable:
         if level == "f":
             return self._problem.f
