@@ -397,8 +397,11 @@ def _ladder_mean_ranks(per_instance: np.ndarray) -> np.ndarray:
     filled = np.where(np.isnan(per_instance), -np.inf, per_instance)
     ranks = rankdata(-filled, method="average", axis=-1)
     ranks = np.where(np.isnan(per_instance), np.nan, ranks)
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(ranks, axis=-2) if ranks.shape[-2] else ranks.sum(axis=-2)
+    if not ranks.shape[-2]:
+        return ranks.sum(axis=-2)
+    with warnings.catch_warnings():  # a solver with no instance: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(ranks, axis=-2)
 
 
 def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
@@ -451,9 +454,10 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
         s_lo = s_hi = score
         r_lo = r_hi = rank
     final = cost_cube(frame, clock, cube.instances, cube.solvers).costs()
-    reached = {s: (np.mean([np.isfinite(c) for costs in rung_costs(part, clock)
-                            for c in costs]) if len(part) else np.nan)
-               for s, part in frame.groupby("solver")} if len(frame) else {}
+    reached = {}
+    for name, part in (frame.groupby("solver") if len(frame) else []):
+        flags = [np.isfinite(c) for costs in rung_costs(part, clock) for c in costs]
+        reached[name] = float(np.mean(flags)) if flags else np.nan
     table = pd.DataFrame({
         "solver": cube.solvers, "score": score, "score_lo": s_lo, "score_hi": s_hi,
         "mean_rank": rank, "mean_rank_lo": r_lo, "mean_rank_hi": r_hi,
