@@ -8,7 +8,10 @@ one process, alternating the two in every repetition. The LL conditioning is mu_
 that T = 40 unrolled steps are accurate enough to reach the target. Ratios > 1 mean that the
 third-party plugin is slower than ours. Threads are pinned to 1.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_implicit_vs_torchopt.py [--quick]
+    OMP_NUM_THREADS=1 python benchmarks/bench_implicit_vs_torchopt.py [--quick] [--hook-counting]
+
+``--hook-counting`` counts every pass through the autograd hooks (the mechanism before the
+helpers counted their own passes), for before/after comparisons.
 
 Needs the ``plugins`` extra (torchopt, higher).
 """
@@ -88,10 +91,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
     parser.add_argument("--target", type=float, default=1e-6, help="ul_gap target")
     parser.add_argument("--only", default="", help="run only the pairs whose label contains this")
+    parser.add_argument("--hook-counting", action="store_true",
+                        help="count the oracle helpers' passes through autograd hooks, as "
+                             "before direct counting (Oracles.direct_counting = False)")
     args = parser.parse_args()
+    Oracles.direct_counting = not args.hook_counting
     iterations, repeats = (40, 1) if args.quick else (100, 5)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"{iterations} iterations, {repeats} repeats (best), target ul_gap <= {args.target}")
+          f"{iterations} iterations, {repeats} repeats (best), target ul_gap <= {args.target}, "
+          f"counting {'hooks' if args.hook_counting else 'direct'}")
     header = (f"{'size (x, y)':>12} | {'pair':<42} | {'ours ms/it':>10} | {'theirs ms/it':>12} | "
               f"{'ratio it':>8} | {'ours ttt s':>10} | {'theirs ttt s':>12} | {'ratio ttt':>9}")
     print(header)
