@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from bilevel_bench_baselines.inner_loops import conjugate_gradient, projected_gradient_descent_y
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class AIDCG(Solver):
@@ -33,6 +33,16 @@ class AIDCG(Solver):
         "inner_lr": Hyperparameter(0.1, LogUniform(1e-3, 1.0), "LL step beta"),
         "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "D"),
         "cg_steps": Hyperparameter(10, LogUniform(1, 50, integer=True), "N"),
+    }
+
+    references = {
+        "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
+                                         cg_steps=10),
+                                    "configuration that froze the hyper-cleaning targets (the "
+                                    "hypergradient is O(1/n): outer step 1000)"),
+        "hyper-cleaning-fashion-mnist": Reference(
+            dict(outer_lr=1000.0, inner_lr=0.2, inner_steps=20, cg_steps=10),
+            "configuration that froze the target"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -22,7 +22,7 @@ import torch
 from bilevel_bench_baselines.aid_cg import AIDCG
 from bilevel_bench_baselines.inner_loops import fixed_point_solve
 
-from bilevel_bench import Hyperparameter, LogUniform
+from bilevel_bench import Hyperparameter, LogUniform, Reference
 
 
 class AIDNeumann(AIDCG):
@@ -34,6 +34,17 @@ class AIDNeumann(AIDCG):
         **{k: v for k, v in AIDCG.hyperparameters.items() if k != "cg_steps"},
         "neumann_lr": Hyperparameter(0.5, LogUniform(1e-3, 1.0), "eta"),
         "neumann_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "N"),
+    }
+
+    references = {
+        "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
+                                         neumann_lr=0.1, neumann_steps=3),
+                                    "configuration that froze the MLP target, with the linear "
+                                    "model's inner step"),
+        "hyper-cleaning-digits-mlp": Reference(
+            dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, neumann_lr=0.1,
+                 neumann_steps=3),
+            "configuration that froze the target (short Neumann series: the LL is non-convex)"),
     }
 
     def linear_solve(self, operator: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import PenaltyMethodBase
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class ALTPBGD(PenaltyMethodBase, Solver):
@@ -40,6 +40,13 @@ class ALTPBGD(PenaltyMethodBase, Solver):
         "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "K"),
         "dual_lr": Hyperparameter(0.01, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
         "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
+    }
+
+    references = {
+        "svm-ho": Reference(dict(gamma=15.0, lr=0.005, inner_lr=0.005, inner_lr_g=0.005,
+                                 dual_lr=0.001, dual_steps=10, inner_steps=5),
+                            "PBGD-Free / ALT-PBGD repositories, SVM: gamma 15, UL step 0.005, "
+                            "T 10 x Ty 5, primal 0.005, dual 0.001 (arXiv:2511.16796)"),
     }
 
     def init(self, problem, x0, y0, generator):

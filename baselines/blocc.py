@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import PenaltyMethodBase
 
-from bilevel_bench import Choice, Hyperparameter, LogUniform, Solver
+from bilevel_bench import Choice, Hyperparameter, LogUniform, Reference, Solver
 
 
 class BLOCC(PenaltyMethodBase, Solver):
@@ -48,6 +48,32 @@ class BLOCC(PenaltyMethodBase, Solver):
         "dual_steps": Hyperparameter(20, LogUniform(1, 100, integer=True), "T (dual rounds)"),
         "inner_steps": Hyperparameter(20, LogUniform(1, 100, integer=True), "T_y (primal steps)"),
         "accelerated": Hyperparameter(False, Choice([False, True]), "Nesterov dual ascent"),
+    }
+
+    #: BLOCC's SVM runs with the steps of the version-1 target freeze (the repository's
+    #: T = Ty = 20 with primal/dual steps 1e-3/1e-4 and 1e-5/1e-4 needs 80 epochs)
+    _svm = dict(gamma=12.0, primal_lr_g=1e-3, dual_lr_g=1e-3, primal_lr_F=1e-3, dual_lr_F=1e-3,
+                dual_steps=10, inner_steps=5, accelerated=True)
+    references = {
+        "blocc-toy": Reference(dict(gamma=5.0, lr=0.01, primal_lr_g=0.1, dual_lr_g=0.1,
+                                    primal_lr_F=0.1, dual_lr_F=0.1),
+                               "arXiv:2406.10148, toy: gamma 5, tau = beta = 0.1, alpha 0.01"),
+        "svm-ho": Reference(dict(_svm, lr=1e-3), "configuration that froze the svm-ho targets "
+                            "(repository: gamma 12, UL step 0.01)"),
+        "svm-ho-wdbc": Reference(dict(_svm, lr=1e-2), "configuration that froze the target"),
+        "svm-ho-lvhba": Reference(dict(_svm, lr=3.0, primal_lr_g=1e-2, dual_lr_g=1e-2,
+                                       primal_lr_F=1e-2, dual_lr_F=1e-2),
+                                  "configuration that froze the svm-ho-lvhba targets"),
+        "transport-3node": Reference(dict(gamma=5.0, lr=0.02, dual_steps=10, inner_steps=5,
+                                          primal_lr_g=0.05, primal_lr_F=0.05, dual_lr_g=0.2,
+                                          dual_lr_F=0.2),
+                                     "configuration that froze the target (BLOCC's 3-node "
+                                     "script)"),
+        "transport-9node": Reference(dict(gamma=10.0, lr=0.05, dual_steps=10, inner_steps=5,
+                                          primal_lr_g=0.05, primal_lr_F=0.05, dual_lr_g=0.2,
+                                          dual_lr_F=0.2),
+                                     "configuration that froze the target (BLOCC's 9-node "
+                                     "script)"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 from bilevel_bench_baselines.inner_loops import project_onto_constraints, weighted_grad
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class LVHBA(Solver):
@@ -59,6 +59,19 @@ class LVHBA(Solver):
         "gamma2": Hyperparameter(10.0, LogUniform(0.1, 100.0), "proximal weight on lam"),
         "c0": Hyperparameter(0.025, LogUniform(1e-3, 10.0), "penalty c_k = c0 (k+1)^p"),
         "c_power": Hyperparameter(0.3, LogUniform(0.01, 1.0), "p"),
+    }
+
+    _svm = Reference(dict(alpha=0.01, beta=0.1, eta=0.01, gamma1=10.0, gamma2=10.0, c0=1.0,
+                          c_power=0.5),
+                     "arXiv:2401.16164 SVM scripts: alpha 0.01, beta 0.1, eta 0.01, gamma 0.1 "
+                     "(10 in this convention), 1/c_k = 1/sqrt(k+1)")
+    references = {
+        "svm-ho-lvhba": _svm,
+        "svm-ho": _svm,
+        "lvhba-toy": Reference(dict(alpha=0.05, beta=0.02, eta=1 / 30, gamma1=0.1, gamma2=0.1,
+                                    c0=0.3, c_power=0.75),
+                               "the published toy steps diverge (see the docstring): the "
+                               "stable steps of tests/test_solvers_coupled.py"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import PenaltyMethodBase
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class PBGDFree(PenaltyMethodBase, Solver):
@@ -31,7 +31,7 @@ class PBGDFree(PenaltyMethodBase, Solver):
     version = "1.0"
     citation = "Jiang, Xiao, Chen, Chen, Beyond Value Functions: Single-Loop Bilevel " \
                "Optimization under Flatness Conditions, NeurIPS 2025, arXiv:2507.20400"
-    needs = frozenset()
+    needs = frozenset({"ul_x_gradient"})  # x <- x - eta grad_x f: nothing else moves x
     handles = frozenset({"coupled_constraints", "cuda"})
     hyperparameters = {
         "gamma": Hyperparameter(15.0, LogUniform(1.0, 1000.0), "penalty constant"),
@@ -40,6 +40,13 @@ class PBGDFree(PenaltyMethodBase, Solver):
         "inner_steps": Hyperparameter(1, LogUniform(1, 100, integer=True), "K"),
         "dual_lr": Hyperparameter(0.001, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
         "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
+    }
+
+    references = {
+        "svm-ho": Reference(dict(gamma=15.0, lr=0.005, inner_lr=0.005, dual_lr=0.001,
+                                 dual_steps=10, inner_steps=5),
+                            "PBGD-Free repository, SVM: gamma 15, UL step 0.005, T 10 x Ty 5, "
+                            "primal 0.005, dual 0.001 (arXiv:2507.20400)"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -11,22 +11,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from bilevel_bench.oracles import OracleCounter, Oracles
-    from bilevel_bench.problem import BilevelProblem, Budget, Instance
-    from bilevel_bench.solver import Choice, Hyperparameter, LogUniform, Solver, Uniform
+    from bilevel_bench.problem import BilevelProblem, Budget, Instance, LLGate
+    from bilevel_bench.solver import (
+        Choice,
+        Hyperparameter,
+        LogUniform,
+        Reference,
+        Solver,
+        Uniform,
+    )
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _EXPORTS = {
     "OracleCounter": "oracles", "Oracles": "oracles",
-    "BilevelProblem": "problem", "Budget": "problem", "Instance": "problem",
+    "BilevelProblem": "problem", "Budget": "problem", "Instance": "problem", "LLGate": "problem",
+    "Reference": "solver",
     "Choice": "solver", "Hyperparameter": "solver", "LogUniform": "solver", "Solver": "solver",
     "Uniform": "solver",
 }
 
 __all__ = [
-    "BilevelProblem", "Budget", "Choice", "Hyperparameter", "Instance", "LogUniform",
-    "OracleCounter", "Oracles", "Solver", "Uniform", "load_results", "__version__",
+    "BilevelProblem", "Budget", "Choice", "Hyperparameter", "Instance", "LLGate", "LogUniform",
+    "OracleCounter", "Oracles", "Reference", "Solver", "Uniform", "load_results", "__version__",
 ]
 
 

@@ -181,8 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hyperparameter override (repeatable); such runs are recorded under "
                         "the ruleset 'custom', never ranked with the authors' defaults")
     p.add_argument("--no-resume", action="store_true", help="re-run runs already recorded")
-    p.add_argument("--ruleset", default="default", choices=["default", "tuned"],
-                   help="default hyperparameters, or tuned per instance on tuning seeds")
+    p.add_argument("--ruleset", default="default", choices=["default", "reference", "tuned"],
+                   help="default hyperparameters; reference: the authors' published (or "
+                        "target-freezing) configuration per problem; or tuned per instance "
+                        "on tuning seeds")
     p.add_argument("--trials", type=positive_int, default=8,
                    help="tuned: configurations per instance (default 8)")
     p.add_argument("--tuning-seeds", type=positive_int, default=2,
@@ -272,8 +274,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if hyper:
         if len(solvers) != 1:
             raise ValueError("--hp applies to one solver: name exactly one --solver")
-        if args.ruleset == "tuned":
-            raise ValueError("--hp and --ruleset tuned exclude each other")
+        if args.ruleset != "default":
+            raise ValueError(f"--hp and --ruleset {args.ruleset} exclude each other")
         registry.get_solver(solvers[0])(**hyper)  # names, types and ranges, before anything runs
     if args.device.startswith("cuda"):
         import torch
@@ -298,6 +300,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     tasks = the_plan.tasks
     if hyper:  # hand-set hyperparameters are neither the authors' defaults nor tuned
         tasks = [replace(task, ruleset="custom") for task in tasks]
+    if args.ruleset == "reference":
+        from bilevel_bench import tuning
+
+        tasks, missing = tuning.reference_tasks(tasks)
+        if missing:
+            shown = ", ".join(f"{solver} on {problem}" for problem, solver in missing[:4])
+            print(f"reference: no reference configuration for {len(missing)} (problem, solver) "
+                  f"pair(s), not run: {shown}{', ...' if len(missing) > 4 else ''}")
+        if not tasks:
+            raise ValueError("nothing to run: no solver given has a reference configuration "
+                             "for the problems given (see `bilevel-bench list solvers`)")
     if args.ruleset == "tuned":
         from bilevel_bench import tuning
 
@@ -311,6 +324,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     frame = load_results(results, warn=False)
     frame = frame[frame["run_id"].isin(ids)] if not frame.empty else frame
     print_summary(frame)
+    if not frame.empty and "evaluation_time" in frame:
+        solver_s, eval_s = frame["solver_time"].sum(), frame["evaluation_time"].sum()
+        print(f"\nsolver time {solver_s:.1f} s (CPU), evaluation time {eval_s:.1f} s "
+              f"(untimed, {eval_s / max(solver_s, 1e-9):.2f} x the solver time)")
     print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
     return 0
 

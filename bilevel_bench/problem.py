@@ -33,9 +33,12 @@ from typing import Any, ClassVar
 import torch
 
 #: Oracle capabilities a problem can offer (a solver lists the ones it needs).
-ORACLE_FEATURES = frozenset({"second_order"})
-#: Structural features of a problem that a solver must be able to handle.
-PROBLEM_FEATURES = frozenset({"coupled_constraints"})
+#: ``ul_x_gradient``: grad_x f is not identically zero (every problem offers it unless it has
+#: the feature ``ul_independent_of_x``); a method whose x-step uses grad_x f alone needs it.
+ORACLE_FEATURES = frozenset({"second_order", "ul_x_gradient"})
+#: Structural features of a problem that a solver must be able to handle
+#: (``ul_independent_of_x`` is informational: it withdraws the ``ul_x_gradient`` oracle).
+PROBLEM_FEATURES = frozenset({"coupled_constraints", "ul_independent_of_x"})
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,9 @@ class BilevelProblem:
     #: the metric the papers report for this family, when it is not the primary one (shown on
     #: the problem pages beside the primary metric)
     paper_metric: ClassVar[str | None] = None
+    #: False when the UL objective f does not depend on x (x acts only through y*(x)): then
+    #: grad_x f = 0 and methods that step x along grad_x f alone cannot move it
+    ul_depends_on_x: ClassVar[bool] = True
 
     #: number of coupled constraints h(x, y) <= 0 (0: none)
     n_constraints: int = 0
@@ -279,7 +285,10 @@ class BilevelProblem:
     @property
     def features(self) -> frozenset[str]:
         """Structural features a solver must handle."""
-        return frozenset({"coupled_constraints"}) if self.n_constraints else frozenset()
+        out = {"coupled_constraints"} if self.n_constraints else set()
+        if not self.ul_depends_on_x:
+            out.add("ul_independent_of_x")
+        return frozenset(out)
 
     def data_fingerprints(self) -> dict[str, str]:
         """Fingerprints of every dataset or generated tensor the instance uses."""

@@ -62,7 +62,8 @@ class ProblemEntry:
         key = (self.source, self.name)
         if key not in _FEATURES:
             if self.family.n_constraints:
-                _FEATURES[key] = frozenset({"coupled_constraints"})
+                _FEATURES[key] = frozenset({"coupled_constraints"} | (
+                    set() if self.family.ul_depends_on_x else {"ul_independent_of_x"}))
             else:
                 try:
                     _FEATURES[key] = self.make(seed=0).features
@@ -70,7 +71,8 @@ class ProblemEntry:
                     # an optional dependency or data file is missing: plan with the family's
                     # declared features; each run then ends as an `error` record whose message
                     # names the install command or the file (planning never crashes)
-                    return frozenset()
+                    return frozenset() if self.family.ul_depends_on_x else \
+                        frozenset({"ul_independent_of_x"})
         return _FEATURES[key]
 
 

@@ -240,6 +240,7 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "solver_time": summary.get("solver_time"),
         "oracle_cost": summary.get("oracle_cost"),
         "wall_time": summary.get("wall_time"),
+        "evaluation_time": summary.get("evaluation_time"),
     }
     for key, value in (summary.get("final") or {}).items():
         row[f"final_{key}"] = value

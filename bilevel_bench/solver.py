@@ -93,6 +93,20 @@ class Hyperparameter:
     help: str = ""
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A reference configuration: the authors' published settings for a problem family (or
+    instance), or, where they published none, the configuration that froze the instance's
+    target; ``source`` says which (paper and section, repository file, or instance)."""
+
+    hyperparameters: Mapping[str, Any]
+    source: str
+
+
+class ReferenceError(ValueError):
+    """A reference configuration names an unknown hyperparameter or an invalid value."""
+
+
 # ---------------------------------------------------------------------- the class
 class Solver:
     """Base class of solver plugins (see the module docstring for the contract)."""
@@ -106,6 +120,32 @@ class Solver:
     #: optional libraries imported by the solver -> the command that installs them; a solver
     #: whose library is missing is skipped (with that command), never run into an error
     requires: ClassVar[Mapping[str, str]] = {}
+    #: reference configurations (the ``reference`` ruleset): problem family or instance name ->
+    #: :class:`Reference`; an instance's entry wins over its family's
+    references: ClassVar[Mapping[str, Reference]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for target, ref in cls.__dict__.get("references", {}).items():
+            unknown = sorted(set(ref.hyperparameters) - set(cls.hyperparameters))
+            if unknown:
+                raise ReferenceError(
+                    f"solver {cls.__dict__.get('name', cls.__name__)!r}: its reference "
+                    f"configuration for {target!r} names unknown hyperparameter "
+                    f"{', '.join(map(repr, unknown))}; known: "
+                    f"{', '.join(sorted(cls.hyperparameters)) or 'none'}")
+            invalid = validate_hyperparameters(cls, ref.hyperparameters)
+            if invalid:
+                raise ReferenceError(f"solver {cls.__dict__.get('name', cls.__name__)!r}: its "
+                                     f"reference configuration for {target!r}: "
+                                     + "; ".join(invalid))
+
+    @classmethod
+    def reference_for(cls, family: str, instance: str) -> Reference | None:
+        """The reference configuration for an instance (its own, else its family's). Declared
+        on the class itself: a subclass (another solver) does not inherit its parent's."""
+        own = vars(cls).get("references", {})
+        return own.get(instance) or own.get(family)
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.hyperparameters))
@@ -161,10 +201,15 @@ class Solver:
         if absent:
             return "; ".join(f"needs {module}, which is not installed: {command}"
                              for module, command in absent.items())
+        if "ul_independent_of_x" not in features:
+            provides = frozenset(provides) | {"ul_x_gradient"}
+        if "ul_x_gradient" in cls.needs and "ul_x_gradient" not in provides:
+            return ("needs the UL objective f to depend on x (its x-step uses only grad_x f, "
+                    "which is zero here: x would never move)")
         missing = set(cls.needs) - set(provides)
         if missing:
             return f"needs {sorted(missing)} oracles that the problem does not provide"
-        unhandled = set(features) - set(cls.handles)
+        unhandled = set(features) - set(cls.handles) - {"ul_independent_of_x"}
         if unhandled:
             return f"does not handle {sorted(unhandled)}"
         if str(device).startswith("cuda") and "cuda" not in cls.handles:

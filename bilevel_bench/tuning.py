@@ -1,6 +1,10 @@
 """Tuning rulesets in the AlgoPerf sense (arXiv:2306.07179).
 
 * ``default``: the solver's own defaults, one configuration for every problem.
+* ``reference``: the solver's reference configuration for the instance or its family
+  (:attr:`bilevel_bench.Solver.references`: the authors' published settings, or the
+  configuration that froze the instance's target), with its source; a pair without one is not
+  run (:func:`reference_tasks` says why).
 * ``tuned``: per problem instance, a fixed number of trials drawn from the solver's declared
   search space (trial 0 is the defaults; the draws are seeded by problem, solver and trial), each
   run on *tuning seeds* that are disjoint from the evaluation seeds. The configuration chosen is
@@ -32,6 +36,24 @@ from bilevel_bench.results import iter_records
 from bilevel_bench.runner import RunTask
 
 TUNING_SEED_OFFSET = 10_000  # tuning seeds never coincide with evaluation seeds
+
+
+def reference_tasks(tasks: Sequence[RunTask]) -> tuple[list[RunTask], list[tuple[str, str]]]:
+    """The tasks of the ``reference`` ruleset: each task with its solver's reference
+    configuration for the instance (``ruleset = "reference"``), and the (problem, solver)
+    pairs that have none (not run)."""
+    out, missing = [], []
+    for task in tasks:
+        cls = registry.get_solver(task.solver)
+        entry = registry.get_problem(task.problem)
+        ref = cls.reference_for(entry.family.name, task.problem)
+        if ref is None:
+            if (task.problem, cls.name) not in missing:
+                missing.append((task.problem, cls.name))
+            continue
+        out.append(replace(task, hyperparameters=dict(ref.hyperparameters),
+                           ruleset="reference"))
+    return out, missing
 
 
 def trial_configurations(solver: str, problem: str, trials: int) -> list[dict[str, Any]]:

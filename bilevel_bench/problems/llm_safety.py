@@ -59,6 +59,7 @@ class SafetyDataSelection(LLMBilevelProblem):
     formulation = ("min_x mean_{v in V} l_v(y*(x)); y*(x) = argmin_y sum_i softmax(s x)_i l_i(y) "
                    "+ lambda/2 ||y - y_base||^2; l = response NLL")
     primary_metric = "ul_value"
+    ul_depends_on_x = False  # the validation loss depends on the weights x only through y
     ll_gate = LLGate(None, why="ungated: no LL certificate is computed for the LLM; the "
                      "validation loss is measured at the solver's y")
     higher_is_better = False

@@ -302,6 +302,7 @@ class SVMLVHBA(_SVMBase):
     """P7': the LV-HBA SVM variant (module docstring)."""
 
     name = "svm-ho-lvhba"
+    ul_depends_on_x = False  # f(c, y) = validation loss of y: c acts only through y*(c)
     version = "2"  # 2: primary metric F(c) = f(c, y*(c)) instead of test accuracy
     citation = ("Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian "
                 "Value Function Approach and Hessian-free Algorithm, arXiv:2401.16164")
