@@ -89,6 +89,42 @@ def source_sha256(obj: Any) -> tuple[str | None, str | None]:
     return path, hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def source_identity(obj: Any) -> dict[str, Any]:
+    """Where the code of ``obj`` comes from, without any absolute path: the distribution
+    (package name and version) that installs its module, or, for a plugin loaded from a file,
+    the file's name; with the sha256 of the defining file and the module name."""
+    module = getattr(obj, "__module__", "") or ""
+    _path, sha = source_sha256(obj)
+    identity: dict[str, Any] = {"module": module, "sha256": sha, "package": None,
+                                "package_version": None}
+    top = module.split(".")[0]
+    if top.startswith("bilevel_bench_plugin_"):  # loaded by path: path/to/file.py:Class
+        identity["file"] = os.path.basename(_path) if _path else None
+        identity["spec"] = f"{identity['file']}:{getattr(obj, '__qualname__', '')}"
+        return identity
+    dists = distributions_of().get(top) or []
+    if dists:
+        identity["package"] = dists[0]
+        try:
+            from importlib import metadata
+
+            identity["package_version"] = metadata.version(dists[0])
+        except Exception:  # noqa: BLE001 - broken metadata never stops a run
+            pass
+    return identity
+
+
+@cache
+def distributions_of() -> dict[str, list[str]]:
+    """Top-level module -> distributions that install it (cached: a scan of site-packages)."""
+    try:
+        from importlib import metadata
+
+        return dict(metadata.packages_distributions())
+    except Exception:  # noqa: BLE001
+        return {}
+
+
 def pin_threads(threads: int) -> None:
     """Pin BLAS/OpenMP/torch threads of this process (call before heavy work)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -51,8 +51,9 @@ from bilevel_bench.problem import (
     default_ladder,
     reached,
 )
-from bilevel_bench.provenance import git_revision, hardware, source_sha256, versions
+from bilevel_bench.provenance import git_revision, hardware, source_identity, versions
 from bilevel_bench.results import SCHEMA, SCHEMA_VERSION, ladder_hits
+from bilevel_bench.sandbox import safe_str
 from bilevel_bench.solver import Solver
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -173,12 +174,15 @@ def resolve_ladder(entry: registry.ProblemEntry, problem: BilevelProblem,
 
 
 def describe_solver(cls: type[Solver], spec: str, hyperparameters: dict[str, Any]) -> dict:
-    path, sha = source_sha256(cls)
+    """The solver part of a record. Its source is identified by package (or file) name,
+    package version and sha256 of the defining file, never by an absolute path."""
+    source = source_identity(cls)
     return {
-        "name": cls.name, "version": cls.version, "citation": cls.citation, "spec": spec,
+        "name": cls.name, "version": cls.version, "citation": cls.citation,
+        "spec": source.get("spec", spec),
         "hyperparameters": {**cls.defaults(), **hyperparameters},
         "needs": sorted(cls.needs), "handles": sorted(cls.handles),
-        "source_file": path, "source_sha256": sha,
+        "source": source, "source_sha256": source.get("sha256"),
     }
 
 
@@ -190,7 +194,8 @@ def record_header(task: RunTask) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "problem": {"name": task.problem, "version": "unknown", "primary_metric": "unknown",
                     "params": {}},
-        "solver": {"name": task.solver, "version": "unknown", "spec": task.solver,
+        "solver": {"name": _spec_name(task.solver), "version": "unknown",
+                   "spec": _spec_name(task.solver),
                    "hyperparameters": dict(task.hyperparameters)},
         "ruleset": task.ruleset, "seed": task.seed,
         "device": {"type": task.device, "threads": task.threads},
@@ -199,6 +204,11 @@ def record_header(task: RunTask) -> dict[str, Any]:
         "budget": {**asdict(budget), "timeout": task.hard_timeout()},
         "status": "error", "error": None, "trace": [], "summary": {},
     }
+
+
+def _spec_name(spec: str) -> str:
+    """A solver spec without the directories of a path plugin (records hold no local paths)."""
+    return spec.rsplit("/", 1)[-1] if "/" in spec else spec
 
 
 def finish_record(header: dict, trace: list[dict], status: str, error: dict | None,
@@ -233,14 +243,22 @@ def finish_record(header: dict, trace: list[dict], status: str, error: dict | No
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)[:2000],
-            "traceback": "".join(traceback.format_exception(exc))[-8000:]}
+    """Type, message and traceback of an exception, even one whose ``__str__`` raises."""
+    try:
+        kind = type(exc).__name__
+    except BaseException:  # noqa: BLE001
+        kind = "<unknown exception type>"
+    try:
+        trace = "".join(traceback.format_exception(exc))[-8000:]
+    except BaseException:  # noqa: BLE001
+        trace = f"{kind}: {safe_str(exc)} (traceback unavailable)"
+    return {"type": str(kind)[:200], "message": safe_str(exc)[:2000], "traceback": trace}
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    text = str(exc)
+    text = safe_str(exc)
     return "out of memory" in text.lower() or "can't allocate memory" in text
 
 
@@ -270,108 +288,215 @@ def start_solver(problem: BilevelProblem, cls: type[Solver], params: dict[str, A
     return solver, oracles
 
 
-def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None,
-            cpu_time: Callable[[], float] = time.process_time) -> dict[str, Any]:
-    """Run one task in this process and return its record. Never raises for solver failures:
-    they become the record's status. ``emit(kind, payload)`` streams ``("header", dict)``,
-    ``("evaluation", seconds)`` and ``("checkpoint", row)`` events as they happen (used by the
-    executors to survive kills and to keep evaluation time out of the hard timeout).
-    ``cpu_time`` is the solver clock's time source (see :class:`SolverClock`)."""
-    emit = emit or (lambda kind, payload: None)
-    started = time.perf_counter()
-    header = record_header(task)
-    trace: list[dict] = []
-    evaluation_time = 0.0
-    try:
-        entry, problem, cls = prepare(task)
-    except Exception as exc:
-        return finish_record(header, trace, "error", error_info(exc),
-                             time.perf_counter() - started)
+class Evaluation:
+    """The evaluator half of a run (trusted code only: no solver is imported here). Builds the
+    full problem, evaluates the seeded start (ladder, gate), scores each iterate a solver
+    streams (:meth:`score`: shape, dtype, device and finiteness checked, then ``evaluate``
+    untimed and uncounted) and assembles the record (:meth:`finish`). ``emit`` streams
+    ``("header", dict)``, ``("evaluation", seconds)`` and ``("checkpoint", row)`` events."""
 
+    def __init__(self, task: RunTask, emit: Callable[[str, Any], None] | None = None,
+                 problem: BilevelProblem | None = None) -> None:
+        self.task = task
+        self.emit = emit or (lambda kind, payload: None)
+        self.started = time.perf_counter()
+        self.header = record_header(task)
+        self.trace: list[dict] = []
+        self.evaluation_time = 0.0
+        self.failure: dict | None = None  # set when the run cannot start
+        self.verdict: tuple[str, dict | None] | None = None  # the evaluator's stop decision
+        try:
+            self.entry = registry.get_problem(task.problem)
+            dtype = DTYPES[task.dtype] if task.dtype else None
+            self.problem = problem if problem is not None else self.entry.make(
+                seed=task.seed, device=task.device, dtype=dtype)
+            x0, y0 = seeded_start(self.problem, task.seed)[1:]
+            _, self.start = self.evaluate(x0.detach(), y0.detach())
+            self.ladder = resolve_ladder(self.entry, self.problem, self.start)
+            self.gate = resolve_gate(self.entry, self.problem, self.start)
+        except Exception as exc:
+            self.failure = error_info(exc)
+            return
+        problem = self.problem
+        self.header["problem"] = {**problem.describe(), "target": self.entry.instance.target,
+                                  "ladder": list(self.ladder), "ll_gate": self.gate.as_dict(),
+                                  "formulation": problem.formulation}
+        self.header["start_metrics"] = self.start
+        self.header["device"]["name"] = str(problem.device)
+        self.header["checkpoints_per_decade"] = self.per_decade()
+        self.emit("header", self.header)
+
+    def per_decade(self) -> int:
+        return self.task.checkpoints_per_decade or self.entry.instance.checkpoints_per_decade \
+            or 20
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[bool, dict[str, float]]:
+        t0 = time.perf_counter()
+        finite = bool(torch.isfinite(x).all() and torch.isfinite(y).all())
+        metric = self.problem.primary_metric
+        metrics = self.problem.evaluate(x, y) if finite else {metric: math.nan}
+        spent = time.perf_counter() - t0
+        self.evaluation_time += spent
+        self.emit("evaluation", spent)
+        return finite, {str(k): float(v) for k, v in metrics.items()}
+
+    def set_solver(self, description: dict[str, Any], isolation: dict | None = None) -> None:
+        self.header["solver"] = description
+        if isolation is not None:
+            self.header["isolation"] = isolation
+        self.emit("header", self.header)
+
+    def score(self, point: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> str | None:
+        """Evaluate one streamed iterate with its clocks and counts (``point``: iteration,
+        time, wall_time, counts, oracle_cost, samples); returns a stop status or None."""
+        try:
+            x, y = check_solution((x, y), self.problem)
+            finite, metrics = self.evaluate(x, y)
+        except Exception as exc:
+            self.verdict = ("error", error_info(exc))
+            return "error"
+        gated = self.gate.passes(metrics, self.start)
+        row = {"iteration": point["iteration"], "time": point["time"],
+               "wall_time": point["wall_time"], "oracle_cost": point["oracle_cost"],
+               "samples": point["samples"], "gate": gated, "metrics": metrics,
+               "counts": dict(point["counts"])}
+        self.trace.append(row)
+        self.emit("checkpoint", row)
+        metric = self.problem.primary_metric
+        value = metrics.get(metric, math.nan)
+        if not finite or not math.isfinite(value):
+            self.verdict = ("diverged", {
+                "type": "Diverged", "traceback": "",
+                "message": f"non-finite {'iterate' if not finite else metric} at iteration "
+                           f"{point['iteration']}"})
+        elif gated and reached(value, self.entry.instance.target, self.problem.higher_is_better):
+            self.verdict = ("converged", None)
+        return self.verdict[0] if self.verdict else None
+
+    def finish(self, status: str | None, error: dict | None) -> dict[str, Any]:
+        """The record: the evaluator's verdict, unless the solver side reports an error of its
+        own after it (a solver that modified the problem's data)."""
+        if self.failure is not None:
+            status, error = "error", self.failure
+        elif self.verdict is not None and not (error and error.get("type") ==
+                                               "ProblemDataMutated"):
+            status, error = self.verdict
+        return finish_record(self.header, self.trace, status or "error", error,
+                             time.perf_counter() - self.started, self.evaluation_time)
+
+
+class DirectLink:
+    """The solver half talking to an :class:`Evaluation` in the same process."""
+
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.ended: tuple[str, dict | None] | None = None
+
+    def describe(self, description: dict[str, Any], isolation: dict | None = None) -> None:
+        self.evaluation.set_solver(description, isolation)
+
+    def checkpoint(self, point: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> str | None:
+        return self.evaluation.score(point, x, y)
+
+    def end(self, status: str, error: dict | None) -> None:
+        self.ended = (status, error)
+
+
+def seeded_start(problem: BilevelProblem, seed: int
+                 ) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+    """Seed torch and draw the initial point (x0, y0) with a seeded generator (identical in the
+    solver process and in the evaluator)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x0, y0 = problem.init(generator)
+    return generator, x0, y0
+
+
+def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process_time,
+          problem: BilevelProblem | None = None, isolation: dict | None = None) -> None:
+    """The solver half of a run (in the solver process): resolve the solver, build the problem
+    (or take ``problem``: its oracle half in a solver process), then ``init``/``step`` on the
+    clock and, at each checkpoint, ``solution()`` on the clock and under the counter; stream
+    the iterate to ``link`` (``describe``, ``checkpoint`` -> stop status or None, ``end``)."""
+    try:
+        cls = registry.get_solver(task.solver)
+        if problem is None:
+            entry = registry.get_problem(task.problem)
+            dtype = DTYPES[task.dtype] if task.dtype else None
+            problem = entry.make(seed=task.seed, device=task.device, dtype=dtype)
+        reason = cls.can_solve(problem.features, problem.provides, task.device)
+        if reason:
+            raise ValueError(f"solver {cls.name!r} cannot run {task.problem!r}: it {reason}")
+        cls(**task.hyperparameters)  # validates names early, with suggestions
+        link.describe(describe_solver(cls, task.solver, task.hyperparameters), isolation)
+        per_decade = task.checkpoints_per_decade or registry.get_problem(
+            task.problem).instance.checkpoints_per_decade or 20
+    except Exception as exc:
+        link.end("error", error_info(exc))
+        return
     budget = task.resolved_budget()
     counter = OracleCounter()
     oracles = Oracles(problem, counter)
     clock = SolverClock(problem.device, cpu_time)
-    per_decade = task.checkpoints_per_decade or entry.instance.checkpoints_per_decade or 20
     schedule = IterationSchedule(per_decade)
-    metric = problem.primary_metric
-    torch.manual_seed(task.seed)
-    generator = torch.Generator().manual_seed(task.seed)
-    x0, y0 = problem.init(generator)
+    generator, x0, y0 = seeded_start(problem, task.seed)
     data_before = _checksums(problem)
     solver = cls(**task.hyperparameters)
     iteration = 0
+    last = -1
 
-    def evaluate(x: torch.Tensor, y: torch.Tensor) -> tuple[bool, dict[str, float]]:
-        nonlocal evaluation_time
-        t0 = time.perf_counter()
-        with counter.paused():
-            finite = bool(torch.isfinite(x).all() and torch.isfinite(y).all())
-            metrics = problem.evaluate(x, y) if finite else {metric: math.nan}
-        spent = time.perf_counter() - t0
-        evaluation_time += spent
-        emit("evaluation", spent)
-        return finite, {k: float(v) for k, v in metrics.items()}
-
-    try:  # the seeded start, the same for every solver: the ladder and the gate's reference
-        _, start = evaluate(x0.detach(), y0.detach())
-        ladder = resolve_ladder(entry, problem, start)
-        gate = resolve_gate(entry, problem, start)
-    except Exception as exc:
-        return finish_record(header, trace, "error", error_info(exc),
-                             time.perf_counter() - started, evaluation_time)
-    header["problem"] = {**problem.describe(), "target": entry.instance.target,
-                         "ladder": list(ladder), "ll_gate": gate.as_dict(),
-                         "formulation": problem.formulation}
-    header["start_metrics"] = start
-    header["solver"] = describe_solver(cls, task.solver, task.hyperparameters)
-    header["device"]["name"] = str(problem.device)
-    header["checkpoints_per_decade"] = per_decade
-    emit("header", header)
-
-    def checkpoint() -> tuple[str | None, dict | None]:
-        """Evaluate the current solution; returns (stop status or None, error)."""
-        finite, metrics = evaluate(*check_solution(solver.solution(), problem))
-        gated = gate.passes(metrics, start)
-        row = {"iteration": iteration, "time": clock.elapsed, "wall_time": clock.wall,
-               **counter.snapshot(), "gate": gated, "metrics": metrics}
-        row["counts"] = {k: row.pop(k) for k in list(counter.counts)}
-        trace.append(row)
-        emit("checkpoint", row)
+    def checkpoint() -> str | None:
+        nonlocal last
+        x, y = check_solution(clock.timed(solver.solution), problem)  # timed and counted
+        point = {"iteration": iteration, "time": clock.elapsed, "wall_time": clock.wall,
+                 **counter.snapshot()}
+        point["counts"] = {k: point.pop(k) for k in list(counter.counts)}
+        last = iteration
+        verdict = link.checkpoint(point, x, y)
         schedule.advance(iteration)
-        value = metrics.get(metric, math.nan)
-        if not finite or not math.isfinite(value):
-            return "diverged", {"type": "Diverged", "message":
-                                f"non-finite {'iterate' if not finite else metric} "
-                                f"at iteration {iteration}", "traceback": ""}
-        if gated and reached(value, entry.instance.target, problem.higher_is_better):
-            return "converged", None
-        return None, None
+        return verdict
 
     status, error = None, None
     try:
         clock.timed(lambda: solver.init(oracles, x0.clone(), y0.clone(), generator))
-        status, error = checkpoint()
+        status = checkpoint()
         while status is None:
             if _exhausted(budget, clock.elapsed, counter.oracle_cost, iteration):
-                if trace[-1]["iteration"] != iteration:
-                    status, error = checkpoint()
+                if last != iteration:
+                    status = checkpoint()
                 status = status or "budget"
                 break
             clock.timed(solver.step)
             iteration += 1
             if schedule.due(iteration):
-                status, error = checkpoint()
+                status = checkpoint()
     except Exception as exc:
         status = "oom" if is_out_of_memory(exc) else "error"
         error = error_info(exc)
     changed = [k for k, v in _checksums(problem).items() if data_before.get(k) != v]
     if changed:
-        error = error or {"type": "ProblemDataMutated", "traceback": "",
-                          "message": f"the solver modified problem data {changed} in place"}
+        error = {"type": "ProblemDataMutated", "traceback": "",
+                 "message": f"the solver modified problem data {changed} in place"}
         status = "error"
-    return finish_record(header, trace, status, error, time.perf_counter() - started,
-                         evaluation_time)
+    link.end(status, error)
+
+
+def execute(task: RunTask, emit: Callable[[str, Any], None] | None = None,
+            cpu_time: Callable[[], float] = time.process_time) -> dict[str, Any]:
+    """Run one task in this process and return its record (no isolation: the solver shares the
+    problem object with the evaluation; the executors run the two halves in separate processes,
+    see :mod:`bilevel_bench.sandbox`). Never raises for solver failures: they become the
+    record's status. ``emit(kind, payload)`` streams ``("header", dict)``,
+    ``("evaluation", seconds)`` and ``("checkpoint", row)`` events as they happen.
+    ``cpu_time`` is the solver clock's time source (see :class:`SolverClock`)."""
+    evaluation = Evaluation(task, emit)
+    if evaluation.failure is not None:
+        return evaluation.finish("error", evaluation.failure)
+    link = DirectLink(evaluation)
+    solve(task, link, cpu_time, problem=evaluation.problem,
+          isolation={"solver_process": "shared with the evaluation (in-process run)"})
+    status, error = link.ended or ("error", None)
+    return evaluation.finish(status, error)
 
 
 class SolutionError(ValueError):
@@ -379,14 +504,19 @@ class SolutionError(ValueError):
 
 
 def check_solution(out: Any, problem: BilevelProblem) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate what a solver's ``solution()`` returned; raise a SolutionError naming the fix."""
+    """Validate what a solver's ``solution()`` returned (a pair of tensors of the problem's
+    shapes, dtype and device); raise a SolutionError naming the fix."""
     if not (isinstance(out, tuple | list) and len(out) == 2
             and all(isinstance(t, torch.Tensor) for t in out)):
-        raise SolutionError(f"solution() must return a pair (x, y) of tensors, got {out!r:.80}")
+        raise SolutionError(f"solution() must return a pair (x, y) of tensors, got "
+                            f"{safe_str(type(out).__name__)}")
     for label, t, shape in (("x", out[0], problem.x_shape), ("y", out[1], problem.y_shape)):
         if t.shape != shape:
             raise SolutionError(f"solution() returned {label} of shape {tuple(t.shape)}; "
                                 f"problem {problem.instance_name!r} expects {tuple(shape)}")
+        if t.dtype != problem.dtype:
+            raise SolutionError(f"solution() returned {label} of dtype {t.dtype}; the problem "
+                                f"is {problem.dtype} (return the iterate in the problem's dtype)")
         if t.device != problem.device:
             raise SolutionError(f"solution() returned {label} on {t.device}; the problem "
                                 f"lives on {problem.device}")

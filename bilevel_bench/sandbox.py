@@ -1,0 +1,534 @@
+"""Containment of runs: process groups, parent-death signals, a subreaping fork template, the
+oracle half of a problem, and the wire format between a solver process and its evaluator.
+
+The trust boundary of protocol v2 (DESIGN.md, "The trust boundary") in three processes per
+worker slot of :class:`~bilevel_bench.executors.LocalPool`:
+
+* the **evaluator** (the pool's worker, trusted code only: it never imports a solver) builds the
+  full problem, scores the iterates the solver process streams and assembles the record;
+* the **template**, forked from the evaluator right after start-up (torch and bilevel_bench
+  imported, no problem built yet), is a child subreaper and forks one **solver process** per
+  run: every run starts from the same clean image, and nothing a run patches survives it;
+* the **solver process** (hostile plugin code) sits in its own process group with a parent-death
+  signal, builds only the oracle half of the problem (:func:`oracle_half`), runs ``init``/
+  ``step``/``solution`` on the clock and under the counter, and streams (x, y) at checkpoints in a
+  plain format that is parsed, never unpickled (:func:`encode`/:func:`decode`).
+
+When a run ends, times out or crashes, the template kills the run's process group and every
+descendant (detached, re-parented orphans included, since it is their subreaper). When the
+orchestrator dies, the evaluator dies with it (``PR_SET_PDEATHSIG``), and the template, told by its
+own parent-death signal, kills every descendant before it exits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing import reduction
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+#: largest JSON part of a message from a solver process (the arrays come on top)
+MAX_META_BYTES = 1 << 20
+
+
+# --------------------------------------------------------------------------- process primitives
+@functools.cache
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
+    return libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL, expected_parent: int | None = None) -> bool:
+    """Have the kernel send ``sig`` to this process when its parent dies (Linux). If the parent
+    is already gone (``expected_parent`` differs from ``getppid``), exit now."""
+    ok = _prctl(PR_SET_PDEATHSIG, int(sig))
+    if expected_parent is not None and os.getppid() != expected_parent:
+        os._exit(1)
+    return ok
+
+
+def set_child_subreaper() -> bool:
+    """Orphaned descendants of this process are re-parented to it, not to init (Linux)."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, state) of every process visible in /proc."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        if len(rest) >= 2:
+            table[int(name)] = (int(rest[1]), rest[0])
+    return table
+
+
+def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    """Live (non-zombie) descendants of ``pid``."""
+    table = table if table is not None else _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _state) in table.items():
+        children.setdefault(parent, []).append(child)
+    out, stack = [], list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        if table[child][1] != "Z":
+            out.append(child)
+        stack.extend(children.get(child, []))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode(errors="replace")
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[:1] != ["Z"]
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def kill_descendants(root: int | None = None, groups: Iterable[int] = (),
+                     reap: Callable[[], None] | None = None, patience: float = 5.0) -> int:
+    """SIGKILL the process groups and every live descendant of ``root`` (default: this process)
+    until none is left (a process forking while we kill is caught on the next pass). Stopping
+    them first keeps a busy forker from outrunning us. Returns how many processes were killed."""
+    root = os.getpid() if root is None else root
+    killed: set[int] = set()
+    deadline = time.monotonic() + patience
+    while True:
+        for group in groups:
+            killpg(group)
+        found = [p for p in descendants(root) if p not in killed or alive(p)]
+        if not found:
+            break
+        for pid in found:
+            _signal(pid, signal.SIGSTOP)
+        for pid in found:
+            _signal(pid, signal.SIGKILL)
+            killed.add(pid)
+        if reap is not None:
+            reap()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    if reap is not None:
+        reap()
+    return len(killed)
+
+
+def _reap_all() -> list[tuple[int, int, int]]:
+    """Reap every exited child of this process: (pid, wait status, peak RSS in bytes)."""
+    out = []
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        out.append((pid, status, int(usage.ru_maxrss) * 1024))
+    return out
+
+
+def describe_exit(status: int) -> tuple[int | None, int | None]:
+    """(exit code, signal) of a wait status."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status), None
+    return None, None
+
+
+def memory_total() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cgroup_oom_kills() -> int | None:
+    """The ``oom_kill`` counter of this process's cgroup (v2), or None."""
+    try:
+        with open("/proc/self/cgroup") as handle:
+            path = handle.read().strip().split("::")[-1]
+        with open(f"/sys/fs/cgroup{path}/memory.events") as handle:
+            for line in handle:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def killed_for_memory(peak_rss: int | None, memory_limit_gb: float | None,
+                      oom_kills_before: int | None) -> bool:
+    """Whether a SIGKILL is the out-of-memory kind: the run's peak RSS reached 80% of its
+    memory limit (or of the machine's memory), or the cgroup's OOM-kill counter moved."""
+    after = cgroup_oom_kills()
+    if oom_kills_before is not None and after is not None and after > oom_kills_before:
+        return True
+    if not peak_rss:
+        return False
+    if memory_limit_gb and peak_rss >= 0.8 * memory_limit_gb * 2**30:
+        return True
+    total = memory_total()
+    return bool(total and peak_rss >= 0.8 * total)
+
+
+# ------------------------------------------------------------------------------ the template
+class Template:
+    """A clean fork of the calling process (taken before any problem or solver is loaded) that
+    forks one solver process per run and kills everything a run leaves behind."""
+
+    def __init__(self, body: Callable[[Connection], None], close_fds: Iterable[int] = (),
+                 memory_limit_gb: float | None = None) -> None:
+        mine, theirs = socket.socketpair()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the template
+            code = 0
+            try:
+                mine.close()
+                for fd in close_fds:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                _template_main(Connection(theirs.detach()), parent, body, memory_limit_gb)
+            except BaseException:  # noqa: BLE001 - the template never returns into the caller
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid = pid
+        self.conn = Connection(mine.detach())
+
+    def fork(self) -> tuple[Connection, int]:
+        """A new solver process: its connection (to this side) and its pid."""
+        self.conn.send(("fork", None))
+        fd = reduction.recv_handle(self.conn)
+        kind, pid = self.conn.recv()
+        assert kind == "forked", kind
+        return Connection(fd), pid
+
+    def clean(self, timeout: float = 10.0) -> int:
+        """Kill every process of the current run; returns how many besides the solver process."""
+        self.conn.send(("clean", None))
+        if not self.conn.poll(timeout):
+            raise RuntimeError("the run template did not answer")
+        while True:
+            kind, payload = self.conn.recv()
+            if kind == "cleaned":
+                return int(payload)
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("exit", None))
+            self.conn.poll(5)
+        except OSError:
+            pass
+        self.conn.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _template_main(conn: Connection, parent: int, body: Callable[[Connection], None],
+                   memory_limit_gb: float | None) -> None:
+    set_child_subreaper()
+    me = os.getpid()
+
+    def die(*_: Any) -> None:
+        kill_descendants(me, reap=_reap_all)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, die)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_parent_death_signal(signal.SIGTERM, expected_parent=parent)
+    current: int | None = None
+    while True:
+        for pid, status, peak in _reap_all():
+            if pid == current:
+                conn.send(("exited", (pid, status, peak)))
+                current = None
+        try:
+            if not conn.poll(0.02):
+                continue
+            kind, _ = conn.recv()
+        except (EOFError, OSError):
+            die()
+        if kind == "fork":
+            here, there = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the solver process
+                code = 0
+                try:
+                    os.setpgid(0, 0)
+                    set_parent_death_signal(signal.SIGKILL, expected_parent=me)
+                    conn.close()
+                    here.close()
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    if memory_limit_gb:
+                        import resource
+
+                        limit = int(memory_limit_gb * 2**30)
+                        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                    body(Connection(there.detach()))
+                except BaseException:  # noqa: BLE001
+                    code = 70
+                finally:
+                    os._exit(code)
+            there.close()
+            try:
+                os.setpgid(pid, pid)  # also from here: no race with the child's own call
+            except OSError:
+                pass
+            current = pid
+            reduction.send_handle(conn, here.fileno(), parent)
+            here.close()
+            conn.send(("forked", pid))
+        elif kind == "clean":
+            groups = [current] if current else []
+            killed = kill_descendants(me, groups=groups, reap=_reap_all)
+            if current is not None:
+                killed -= 1
+                current = None
+            conn.send(("cleaned", max(killed, 0)))
+        elif kind == "exit":
+            die()
+
+
+# ------------------------------------------------------------------------- the oracle half
+class EvaluationOnlyError(AttributeError):
+    """A solver process touched a part of the problem that only the evaluator has."""
+
+
+class _Removed:
+    """Stands where an evaluation-only attribute was: any use says what was touched."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise EvaluationOnlyError(
+            f"the solver touched {object.__getattribute__(self, '_what')}, which is "
+            "evaluation-only: it does not exist in the solver process")
+
+    __getattr__ = __call__ = __getitem__ = __iter__ = __len__ = __bool__ = _fail
+    __float__ = __int__ = __index__ = __array__ = __add__ = __mul__ = __matmul__ = _fail
+    __sub__ = __truediv__ = __neg__ = __contains__ = _fail
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"<removed: {object.__getattribute__(self, '_what')}>"
+
+
+#: attributes of every problem a solver process keeps (shapes, device, declared structure)
+KEEP = frozenset({"seed", "device", "dtype", "params", "instance_name", "x_shape", "y_shape",
+                  "n_constraints", "n_samples", "x_bounds", "y_bounds", "provides"})
+#: methods of the evaluation half hidden on the object in the solver process
+EVALUATION_METHODS = ("evaluate", "y_star", "hyper_objective", "hypergradient", "optimum",
+                      "solve_ll", "ll_value", "data_fingerprints")
+
+
+def oracle_half(problem: Any) -> tuple[Any, dict[str, Any]]:
+    """The problem as a solver process may hold it, and how it was made.
+
+    A family that builds its two halves separately provides ``oracle_half()`` (returning an
+    object with only the oracle half); it is used as is. Otherwise the full object is probed:
+    the oracle half (``init``, ``f``, ``g``, ``h``, projections, first and second derivatives,
+    full and mini-batch) is run once on a throw-away generator, and every instance attribute it
+    did not read (test data, exact LL solutions, evaluation caches) is replaced by a stand-in
+    that fails loudly when touched; so are the evaluation methods, and bilevel_bench's dataset
+    caches are emptied. If the probe fails, the object is left whole and the record says so.
+    """
+    own = getattr(problem, "oracle_half", None)
+    if callable(own):
+        return own(), {"oracle_half": "family", "removed": []}
+    cls = type(problem)
+    before = dict(vars(problem))
+    read: set[str] = set()
+
+    def tracking(self: Any, name: str) -> Any:
+        if name in before:
+            read.add(name)
+        return object.__getattribute__(self, name)
+
+    tracked = type(cls.__name__, (cls,), {"__getattribute__": tracking,
+                                          "__module__": cls.__module__})
+    try:
+        problem.__class__ = tracked
+        _probe(problem)
+    except Exception as exc:  # noqa: BLE001 - a family the probe cannot drive stays whole
+        return problem, {"oracle_half": "none",
+                         "why": f"probe failed: {type(exc).__name__}: {safe_str(exc)[:300]}",
+                         "removed": []}
+    finally:
+        problem.__class__ = cls
+    removed = sorted(k for k in before if k not in read and k not in KEEP)
+    for key in removed:
+        setattr(problem, key, _Removed(f"problem.{key}"))
+    for name in EVALUATION_METHODS:
+        if hasattr(cls, name):
+            setattr(problem, name, _Removed(f"problem.{name}()"))
+    _clear_caches()
+    gc.collect()
+    return problem, {"oracle_half": "probed", "removed": removed}
+
+
+def _probe(problem: Any) -> None:
+    generator = torch.Generator().manual_seed(12345)
+    x0, y0 = problem.init(generator)
+    x = x0.detach().clone().requires_grad_(True)
+    y = y0.detach().clone().requires_grad_(True)
+    problem.project_x(x.detach())
+    problem.project_y(x.detach(), y.detach())
+    values = [problem.f(x, y), problem.g(x, y)]
+    if problem.n_constraints:
+        values.append(problem.h(x, y).sum())
+    for level, n in dict(problem.n_samples).items():
+        batch = torch.arange(min(2, int(n)), device=problem.device)
+        values.append(getattr(problem, level)(x, y, batch))
+    total = sum(v.sum() for v in values)
+    if total.requires_grad:
+        gx, gy = torch.autograd.grad(total, (x, y), create_graph=True, allow_unused=True)
+        second = sum(g.sum() for g in (gx, gy) if g is not None and g.requires_grad)
+        if isinstance(second, torch.Tensor) and second.requires_grad:
+            torch.autograd.grad(second, (x, y), allow_unused=True)
+
+
+def _clear_caches() -> None:
+    """Empty the functools caches of bilevel_bench modules (datasets with their test split)."""
+    for obj in gc.get_objects():
+        if isinstance(obj, functools._lru_cache_wrapper) and \
+                str(getattr(obj, "__module__", "")).startswith("bilevel_bench"):
+            obj.cache_clear()
+
+
+# ------------------------------------------------------------------------------- the wire
+def safe_str(value: Any) -> str:
+    """``str(value)``, or a stand-in when its ``__str__`` raises."""
+    try:
+        return str(value)
+    except BaseException:  # noqa: BLE001
+        try:
+            return f"<unprintable {type(value).__name__}>"
+        except BaseException:  # noqa: BLE001
+            return "<unprintable>"
+
+
+class ProtocolError(RuntimeError):
+    """A message from a solver process that is not what the protocol allows."""
+
+
+TENSOR_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+                 "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32}
+_NUMPY = {"float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4"}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def encode(meta: dict[str, Any], tensors: Iterable[torch.Tensor] = ()) -> bytes:
+    """A message: JSON metadata (with each tensor's dtype, shape and device), a newline, and
+    the tensors' raw bytes (bfloat16 is sent as float32 and says so)."""
+    parts, specs = [], []
+    for t in tensors:
+        name = dtype_name(t.dtype)
+        data = t.detach()
+        if name == "bfloat16":
+            data = data.float()
+        data = data.cpu().contiguous()
+        raw = data.numpy().tobytes() if name in _NUMPY or name == "bfloat16" else b""
+        specs.append({"dtype": name, "shape": list(t.shape), "device": str(t.device),
+                      "nbytes": len(raw)})
+        parts.append(raw)
+    head = json.dumps({**meta, "tensors": specs}, allow_nan=True).encode()
+    return head + b"\n" + b"".join(parts)
+
+
+def decode(blob: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], torch.Tensor]]]:
+    """Parse a message from a solver process (never unpickled): its metadata and each tensor with
+    its declared spec. Raises :class:`ProtocolError` on anything malformed."""
+    import numpy as np
+
+    head, sep, body = blob.partition(b"\n")
+    if not sep or len(head) > MAX_META_BYTES:
+        raise ProtocolError("malformed message (no header line, or a header over 1 MiB)")
+    try:
+        meta = json.loads(head.decode("utf-8"))
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"unreadable message header: {type(exc).__name__}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("tensors", []), list):
+        raise ProtocolError("message header is not an object")
+    tensors, offset = [], 0
+    for spec in meta.pop("tensors", []):
+        try:
+            name, shape, nbytes = spec["dtype"], [int(s) for s in spec["shape"]], \
+                int(spec["nbytes"])
+            wire = "float32" if name == "bfloat16" else name
+            count = math.prod(shape)
+            if wire not in _NUMPY or nbytes != count * np.dtype(_NUMPY[wire]).itemsize \
+                    or offset + nbytes > len(body) or any(s < 0 for s in shape):
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(f"malformed tensor in message: {safe_str(spec)[:200]}") from None
+        array = np.frombuffer(body, dtype=_NUMPY[wire], count=count, offset=offset)
+        offset += nbytes
+        tensors.append((spec, torch.from_numpy(array.copy()).reshape(shape)))
+    return meta, tensors
