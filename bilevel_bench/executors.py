@@ -13,9 +13,9 @@ is replaced and the matrix goes on.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
-import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +23,25 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from bilevel_bench.runner import RunTask, execute, finish_record, record_header
+from bilevel_bench.sandbox import (
+    MAX_META_BYTES,
+    ProtocolError,
+    Template,
+    alive,
+    cgroup_oom_kills,
+    decode,
+    descendants,
+    describe_exit,
+    dtype_name,
+    encode,
+    kill_descendants,
+    killed_for_memory,
+    killpg,
+    oracle_half,
+    safe_str,
+    set_child_subreaper,
+    set_parent_death_signal,
+)
 
 OnRecord = Callable[[dict[str, Any]], None]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -42,22 +61,265 @@ class InlineExecutor:
             on_record(execute(task))
 
 
-def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None) -> None:
-    """Body of a worker process: receive tasks, stream events, send records."""
-    from bilevel_bench.provenance import pin_threads
+class WireLink:
+    """The solver half's side of a contained run: messages to the evaluator in the plain wire
+    format of :mod:`bilevel_bench.sandbox` (never pickled on the way to the evaluator)."""
 
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def describe(self, description: dict[str, Any], isolation: dict | None = None) -> None:
+        self.conn.send_bytes(encode({"kind": "solver", "solver": description,
+                                     "isolation": isolation}))
+
+    def checkpoint(self, point: dict[str, Any], x: Any, y: Any) -> str | None:
+        self.conn.send_bytes(encode({"kind": "checkpoint", "point": point}, (x, y)))
+        return self.conn.recv()  # the evaluator's verdict (trusted side)
+
+    def end(self, status: str, error: dict | None) -> None:
+        self.conn.send_bytes(encode({"kind": "end", "status": status, "error": error}))
+
+
+def _solver_body(conn: Connection) -> None:
+    """The solver process (a fresh fork of the template): build the oracle half of the
+    problem, then run the solver half of the task and stream to the evaluator."""
+    from bilevel_bench import registry
+    from bilevel_bench.runner import DTYPES, error_info, solve
+
+    task = conn.recv()  # from the evaluator (trusted side)
+    link = WireLink(conn)
+    try:
+        entry = registry.get_problem(task.problem)
+        dtype = DTYPES[task.dtype] if task.dtype else None
+        full = entry.make(seed=task.seed, device=task.device, dtype=dtype)
+        problem, isolation = oracle_half(full)
+        del full
+    except Exception as exc:
+        link.end("error", error_info(exc))
+        return
+    isolation = {"solver_process": "fresh fork per run, own process group", **isolation}
+    solve(task, link, problem=problem, isolation=isolation)
+
+
+#: largest tensor element on the wire, in bytes (complex128), for the message size limit
+_ITEM = 16
+
+
+def _text_fields(value: Any, limit: int = 2000) -> Any:
+    """A JSON value from a solver process, kept only if it is plain and small."""
+    blob = json.dumps(value, default=safe_str, allow_nan=True)
+    if len(blob) > 100_000:
+        raise ProtocolError("solver description over 100 kB")
+    return json.loads(blob)
+
+
+def run_contained(task: RunTask, template: Template, emit: Callable[[str, Any], None],
+                  memory_limit_gb: float | None = None) -> tuple[dict[str, Any], bool]:
+    """One run with the solver half in a fresh process forked from ``template`` and the
+    evaluation here; returns the record and whether the template is still usable."""
+    from bilevel_bench.runner import Evaluation, error_info
+
+    evaluation = Evaluation(task, emit)
+    if evaluation.failure is not None:
+        return evaluation.finish("error", evaluation.failure), True
+    problem = evaluation.problem
+    limit = MAX_META_BYTES + _ITEM * (problem.x_shape.numel() + problem.y_shape.numel())
+    oom_before = cgroup_oom_kills()
+    conn, pid = template.fork()
+    emit("solver_pid", pid)
+    conn.send(task)
+    ended: tuple[str, dict | None] | None = None
+    exited: tuple[int, int, int] | None = None
+    closed = False
+    stop_at = float("inf")  # after a stop verdict: how long the solver may take to end
+    healthy = True
+
+    def handle(blob: bytes) -> None:
+        nonlocal ended, stop_at
+        meta, tensors = decode(blob)
+        kind = meta.get("kind")
+        if kind == "solver":
+            description = _text_fields(meta.get("solver"))
+            if not isinstance(description, dict):
+                raise ProtocolError("solver description is not an object")
+            isolation = _text_fields(meta.get("isolation"))
+            evaluation.set_solver(description, isolation if isinstance(isolation, dict)
+                                  else None)
+        elif kind == "checkpoint":
+            point = _point(meta.get("point"), evaluation.trace)
+            if len(tensors) != 2:
+                raise ProtocolError("a checkpoint carries exactly two tensors (x, y)")
+            x, y = _iterate(tensors, problem, task.device)
+            verdict = evaluation.score(point, x, y)
+            conn.send(verdict)
+            if verdict is not None:
+                stop_at = time.monotonic() + 10.0
+        elif kind == "end":
+            status = meta.get("status")
+            error = meta.get("error")
+            if status not in ("budget", "error", "oom", "converged", "diverged") or not (
+                    error is None or isinstance(error, dict)):
+                raise ProtocolError(f"bad end message: status {safe_str(status)[:40]}")
+            if error is not None:
+                error = {k: safe_str(error.get(k, ""))[:8000] for k in
+                         ("type", "message", "traceback")}
+            ended = (status, error)
+        else:
+            raise ProtocolError(f"unknown message kind {safe_str(kind)[:40]}")
+
+    try:
+        while ended is None:
+            if exited is not None or closed:
+                break
+            if time.monotonic() > stop_at:
+                break
+            ready = wait([conn, template.conn], timeout=0.5)
+            if conn in ready:
+                try:
+                    blob = conn.recv_bytes(limit)
+                except (EOFError, OSError):
+                    closed = True
+                    continue
+                handle(blob)
+            if template.conn in ready:
+                try:
+                    kind, payload = template.conn.recv()
+                except (EOFError, OSError):
+                    healthy = False
+                    break
+                if kind == "exited":
+                    exited = payload
+                    while ended is None and conn.poll(0):  # what it sent before dying
+                        try:
+                            handle(conn.recv_bytes(limit))
+                        except (EOFError, OSError):
+                            break
+        if ended is None and healthy and exited is None:  # channel closed: wait for the exit
+            if template.conn.poll(5.0):
+                kind, payload = template.conn.recv()
+                exited = payload if kind == "exited" else None
+    except ProtocolError as exc:
+        ended = ("error", {"type": "ProtocolError", "traceback": "",
+                           "message": f"the solver process broke the run protocol: {exc}"})
+    except Exception as exc:  # noqa: BLE001 - evaluation problems end this run, not the pool
+        ended = ("error", error_info(exc))
+    leftovers = 0
+    if healthy:
+        try:
+            leftovers = template.clean()
+        except (OSError, EOFError, RuntimeError):
+            healthy = False
+    else:
+        killpg(pid)
+    conn.close()
+    if ended is None:
+        if evaluation.verdict is not None:
+            ended = evaluation.verdict
+        else:
+            ended = ("error", _death(exited, healthy, memory_limit_gb, oom_before))
+            if ended[1]["type"] == "OutOfMemory":
+                ended = ("oom", ended[1])
+    record = evaluation.finish(*ended)
+    if leftovers:
+        record.setdefault("isolation", {})["killed_leftover_processes"] = leftovers
+    return record, healthy
+
+
+def _death(exited: tuple[int, int, int] | None, healthy: bool, memory_limit_gb: float | None,
+           oom_before: int | None) -> dict[str, str]:
+    """The error of a solver process that stopped without ending its run."""
+    if not healthy:
+        return {"type": "WorkerDied", "traceback": "",
+                "message": "the run's supervising process died (killed by the solver?)"}
+    if exited is None:
+        return {"type": "WorkerDied", "traceback": "",
+                "message": "the solver process closed its channel without finishing"}
+    _pid, status, peak = exited
+    code, sig = describe_exit(status)
+    if sig is not None:
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+        if sig == signal.SIGKILL and killed_for_memory(peak, memory_limit_gb, oom_before):
+            return {"type": "OutOfMemory", "traceback": "",
+                    "message": f"killed by signal 9 (SIGKILL) at a peak RSS of "
+                               f"{peak / 2**30:.2f} GiB: out of memory"}
+        return {"type": "WorkerDied", "traceback": "",
+                "message": f"killed by signal {sig} ({name}); peak RSS {peak / 2**20:.0f} MiB"}
+    return {"type": "WorkerDied", "traceback": "",
+            "message": f"the solver process exited with code {code} before the run finished"}
+
+
+def _point(point: Any, trace: list[dict]) -> dict[str, Any]:
+    """The clocks and counts of a streamed checkpoint, checked for type and monotonicity."""
+    if not isinstance(point, dict):
+        raise ProtocolError("checkpoint without its point")
+    try:
+        out = {"iteration": int(point["iteration"]), "time": float(point["time"]),
+               "wall_time": float(point["wall_time"]),
+               "oracle_cost": float(point["oracle_cost"]), "samples": int(point["samples"]),
+               "counts": {str(k): float(v) for k, v in dict(point["counts"]).items()}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed checkpoint: {type(exc).__name__}") from None
+    if len(out["counts"]) > 64 or out["iteration"] < 0 or (
+            trace and out["iteration"] < trace[-1]["iteration"]):
+        raise ProtocolError("checkpoint iterations must be non-negative and non-decreasing")
+    return out
+
+
+def _iterate(tensors: list, problem: Any, device: str) -> tuple[Any, Any]:
+    """(x, y) from the wire, checked against the problem: dtype and device as declared."""
+    from bilevel_bench.runner import SolutionError
+
+    out = []
+    for label, (spec, t) in zip("xy", tensors, strict=True):
+        if spec["dtype"] != dtype_name(problem.dtype):
+            raise SolutionError(f"solution() returned {label} of dtype {spec['dtype']}; the "
+                                f"problem is {dtype_name(problem.dtype)}")
+        if str(spec.get("device", "")).split(":")[0] != str(problem.device.type):
+            raise SolutionError(f"solution() returned {label} on {safe_str(spec.get('device'))};"
+                                f" the problem lives on {problem.device}")
+        out.append(t.to(device=problem.device, dtype=problem.dtype))
+    return out[0], out[1]
+
+
+def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
+                 parent: int) -> None:
+    """Body of a worker process (the evaluator of its runs): receive tasks, run each one with
+    its solver half in a fresh process forked from the template, stream events, send records."""
+    from bilevel_bench import registry
+    from bilevel_bench.provenance import distributions_of, pin_threads
+
+    set_parent_death_signal(signal.SIGKILL, expected_parent=parent)
+    set_child_subreaper()  # orphans of a run whose template died come here, and are killed
     pin_threads(threads)
-    if memory_limit_gb:
-        limit = int(memory_limit_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    conn.send(("ready", None))  # start-up (imports) does not count against a run's timeout
+    registry.problems()  # warm-up, inherited by every solver process
+    distributions_of()
+    template = Template(_solver_body, close_fds=[conn.fileno()],
+                        memory_limit_gb=memory_limit_gb)
+    conn.send(("ready", template.pid))  # start-up (imports) does not count against a run
     while True:
         task = conn.recv()
         if task is None:
+            template.close()
             return
-        record = execute(task, emit=lambda kind, payload: conn.send((kind, payload)))
+        record, healthy = run_contained(
+            task, template, lambda kind, payload: conn.send((kind, payload)), memory_limit_gb)
+        if not healthy:
+            kill_descendants(reap=_reap_children)
+            record["_worker_died"] = True
         conn.send(("record", record))
+        if not healthy:
+            return
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 class _Worker:
@@ -67,7 +329,7 @@ class _Worker:
         os.environ.update({k: str(threads) for k in THREAD_VARS})  # inherited at spawn
         try:
             self.process = context.Process(target=_worker_main, daemon=True,
-                                           args=(child, threads, memory_limit_gb))
+                                           args=(child, threads, memory_limit_gb, os.getpid()))
             self.process.start()
         finally:
             for key, value in saved.items():
@@ -77,6 +339,8 @@ class _Worker:
                     os.environ[key] = value
         child.close()
         self.ready = False
+        self.template: int | None = None  # pid of the worker's run template
+        self.solver_pid: int | None = None  # the solver process of the current run
         self.task: RunTask | None = None
         self.header: dict | None = None
         self.trace: list[dict] = []
@@ -84,7 +348,7 @@ class _Worker:
         self.deadline = float("inf")
 
     def submit(self, task: RunTask) -> None:
-        self.task, self.header, self.trace = task, None, []
+        self.task, self.header, self.trace, self.solver_pid = task, None, [], None
         self.started = time.monotonic()
         self.deadline = self.started + task.hard_timeout()
         self.conn.send(task)
@@ -98,14 +362,32 @@ class _Worker:
         return finish_record(header, self.trace, status, error, time.monotonic() - self.started)
 
     def stop(self, force: bool = False) -> None:
+        """End the worker; forced: kill it, its run's process group, and wait (up to 5 s) until
+        its template has killed every process of the run (its parent-death signal)."""
         if force or not self.process.is_alive():
             self.process.kill()
+            if self.solver_pid is not None:
+                killpg(self.solver_pid)
         else:
             try:
                 self.conn.send(None)
             except OSError:
                 self.process.kill()
         self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        if self.template is not None:
+            deadline = time.monotonic() + 5.0
+            while alive(self.template) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if alive(self.template):  # last resort: it did not clean up in time
+                for pid in [self.template, *descendants(self.template)]:
+                    killpg(pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
         self.conn.close()
 
 
@@ -163,12 +445,13 @@ class LocalPool:
     @staticmethod
     def _await_ready(worker: _Worker) -> None:
         try:
-            kind, _ = worker.conn.recv()
+            kind, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:
             raise RuntimeError(
                 f"a worker process failed to start (exit code {worker.process.exitcode}); "
                 "run with --backend inline to see the error") from exc
         worker.ready = kind == "ready"
+        worker.template = payload
 
     def _receive(self, worker: _Worker) -> dict[str, Any] | None:
         """Handle one message; returns the finished record, or None if the run goes on."""
@@ -177,11 +460,8 @@ class LocalPool:
         except (EOFError, OSError):
             worker.process.join(timeout=5)
             code = worker.process.exitcode
-            if code == -signal.SIGKILL:
-                status, why = "oom", "worker killed by SIGKILL (most likely out of memory)"
-            else:
-                status, why = "error", f"worker process died (exit code {code})"
-            record = worker.partial_record(status, why)
+            record = worker.partial_record(
+                "error", f"the worker (evaluator) process died (exit code {code})")
             record["_worker_died"] = True
             return record
         if kind == "header":
@@ -190,6 +470,8 @@ class LocalPool:
             worker.trace.append(payload)
         elif kind == "evaluation":  # evaluating is not the solver's time: extend the deadline
             worker.deadline += payload
+        elif kind == "solver_pid":
+            worker.solver_pid = payload
         elif kind == "record":
             return payload
         return None

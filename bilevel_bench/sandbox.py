@@ -453,9 +453,9 @@ def _probe(problem: Any) -> None:
 
 def _clear_caches() -> None:
     """Empty the functools caches of bilevel_bench modules (datasets with their test split)."""
+    wrapper = functools._lru_cache_wrapper
     for obj in gc.get_objects():
-        if isinstance(obj, functools._lru_cache_wrapper) and \
-                str(getattr(obj, "__module__", "")).startswith("bilevel_bench"):
+        if type(obj) is wrapper and str(obj.__module__).startswith("bilevel_bench"):
             obj.cache_clear()
 
 
