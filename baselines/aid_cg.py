@@ -40,6 +40,9 @@ class AIDCG(Solver):
                                          cg_steps=10),
                                     "configuration that froze the hyper-cleaning targets (the "
                                     "hypergradient is O(1/n): outer step 1000)"),
+        "hyper-cleaning-digits-mlp": Reference(
+            dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, cg_steps=3),
+            "the MLP target's configuration with a short CG (the LL is non-convex)"),
         "hyper-cleaning-fashion-mnist": Reference(
             dict(outer_lr=1000.0, inner_lr=0.2, inner_steps=20, cg_steps=10),
             "configuration that froze the target"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import penalty_hypergradient, projected_gradient_descent_y
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class F2SA(Solver):
@@ -43,6 +43,14 @@ class F2SA(Solver):
         "exp_z": Hyperparameter(4 / 7, None, "decay exponent of gamma_k"),
         "exp_x": Hyperparameter(4 / 7, None, "decay exponent of the x-step"),
         "exp_lambda": Hyperparameter(1 / 7, None, "decay exponent of delta_k"),
+    }
+
+    references = {
+        "hyper-cleaning": Reference(
+            dict(lr=0.1, outer_ratio=1e-4, batch_size=4096),
+            "F2SA's hyper-cleaning experiment (arXiv:2301.10945) with benchopt's hyper-cleaning "
+            "scaling of the outer step (outer_ratio 1e-4: the hypergradient is O(1/n)), full "
+            "batches"),
     }
 
     def init(self, problem, x0, y0, generator):

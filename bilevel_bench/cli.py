@@ -228,10 +228,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     if args.what == "problems":
         for name, entry in sorted(registry.problems().items()):
-            inst = entry.instance
-            print(f"{name:32s} v{entry.family.version:4s} {entry.family.primary_metric} "
-                  f"<= {inst.target:g}  suites: {','.join(inst.suites) or '-'}  "
-                  f"{inst.description}")
+            inst, family = entry.instance, entry.family
+            direction = ">=" if family.higher_is_better else "<="
+            ladder = (f"ladder {' > '.join(f'{v:g}' for v in inst.ladder)}" if inst.ladder
+                      else "ladder: 10 rungs from x0")
+            budget = ", ".join(part for part in (
+                f"{inst.budget.seconds:g} CPU s" if inst.budget.seconds is not None else "",
+                f"{inst.budget.iterations} it" if inst.budget.iterations is not None else "",
+                f"{inst.budget.oracle_cost:g} oracles" if inst.budget.oracle_cost is not None
+                else "") if part)
+            print(f"{name:30s} v{family.version:3s} {family.primary_metric} {direction} "
+                  f"{inst.target:g} ({ladder}; budget {budget or 'none'})  suites: "
+                  f"{','.join(inst.suites) or '-'}  {inst.description}")
     elif args.what == "solvers":
         for name, cls in sorted(registry.solvers().items()):
             caps = sorted(cls.needs) + [f"handles:{h}" for h in sorted(cls.handles)]

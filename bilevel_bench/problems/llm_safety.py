@@ -70,7 +70,7 @@ class SafetyDataSelection(LLMBilevelProblem):
                  max_prompt_tokens=48, max_response_tokens=64, max_new_tokens=12),
             target=3.0, budget=Budget(seconds=20.0, iterations=2_000),
             suites=("llm", "llm-tiny"),
-            description="in-code 2-block Llama, byte tokenizer (tests and CI)",
+            description="in-code 2-block Llama, byte tokenizer (for tests and quick runs)",
         ),
         "llm-safety-smollm2": Instance(
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
