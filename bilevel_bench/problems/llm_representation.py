@@ -63,7 +63,7 @@ class RepresentationFineTuning(LLMBilevelProblem):
                  max_prompt_tokens=48, max_response_tokens=64),
             target=0.5, budget=Budget(seconds=20.0, iterations=2_000),
             suites=("llm", "llm-tiny"),
-            description="in-code 2-block Llama, byte tokenizer (for tests and quick runs). DPO loss 0.693 at "
+            description="in-code 2-block Llama, byte tokenizer (quick runs). DPO loss 0.693 at "
                         "x_0; with x frozen (direct-mixing) it never drops below 0.55 and rises as "
                         "the head trains; lv-hba reaches 0.05 in ~10 steps, pbgd-free 0.51 in 30",
         ),
