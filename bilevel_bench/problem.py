@@ -211,6 +211,8 @@ class BilevelProblem:
     #: the metric the papers report for this family, when it is not the primary one (shown on
     #: the problem pages beside the primary metric)
     paper_metric: ClassVar[str | None] = None
+    #: the practitioner's task this family stands for (the leaderboard's per-task views)
+    task: ClassVar[str] = "other"
     #: False when the UL objective f does not depend on x (x acts only through y*(x)): then
     #: grad_x f = 0 and methods that step x along grad_x f alone cannot move it
     ul_depends_on_x: ClassVar[bool] = True
@@ -304,6 +306,7 @@ class BilevelProblem:
             "primary_metric": self.primary_metric,
             "higher_is_better": self.higher_is_better,
             "citation": self.citation,
+            "task": self.task,
             "dataset_fingerprints": self.data_fingerprints(),
             "x_dim": int(math.prod(self.x_shape)),
             "y_dim": int(math.prod(self.y_shape)),

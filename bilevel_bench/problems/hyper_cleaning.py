@@ -103,6 +103,7 @@ class HyperCleaning(BilevelProblem):
     primary_metric = "ul_value"
     higher_is_better = False
     paper_metric = "test_accuracy_exact_ll"
+    task = "data cleaning and reweighting"
     instances: dict[str, Instance] = {}  # filled below the class
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,

@@ -52,6 +52,7 @@ class RepresentationFineTuning(LLMBilevelProblem):
     formulation = ("min_x DPO(x, y*(x)); y*(x) = argmin_y SFT(x, y) + lambda/2 ||y - y_base||^2; "
                    "x = LoRA adapters, y = output head")
     primary_metric = "dpo_eval_loss"
+    task = "LLM representation fine-tuning"
     #: dpo_eval_loss is measured at the solver's own y: it counts only once the LL (SFT) is
     #: solved about as well as direct mixing solves it (SFT eval loss 2.75 on the tiny tier)
     ll_gate = LLGate("sft_eval_loss", atol=3.0, why="the LL's SFT fit, at the solver's y")

@@ -60,6 +60,7 @@ class SafetyDataSelection(LLMBilevelProblem):
                    "+ lambda/2 ||y - y_base||^2; l = response NLL")
     primary_metric = "ul_value"
     ul_depends_on_x = False  # the validation loss depends on the weights x only through y
+    task = "LLM safety data selection"
     ll_gate = LLGate(None, why="ungated: no LL certificate is computed for the LLM; the "
                      "validation loss is measured at the solver's y")
     higher_is_better = False

@@ -91,6 +91,7 @@ class Quadratic(BilevelProblem):
     name = "quadratic"
     version = "1"
     ll_gate = EXACT_LL  # ul_gap is F(x) - F* with the closed-form y*(x)
+    task = "quadratics"
     citation = "Dagreou, Ablin, Vaiter, Moreau, A Framework for Bilevel Optimization That " \
                "Enables Stochastic and Global Variance Reduction Algorithms, arXiv:2201.13409"
     formulation = (

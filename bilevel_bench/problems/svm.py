@@ -101,6 +101,7 @@ class _SVMBase(BilevelProblem):
     higher_is_better = False
     ll_gate = EXACT_LL
     paper_metric = "test_accuracy_iterate"
+    task = "SVM hyperparameter optimisation"
     provides = frozenset({"second_order"})
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,

@@ -28,6 +28,7 @@ class ClosedFormToy(BilevelProblem):
     """
 
     ll_gate = EXACT_LL
+    task = "closed-form toys"
 
     x_dim = 1
     y_dim = 1

@@ -202,6 +202,7 @@ class Transport(BilevelProblem):
                    "UL: min_a sum_e c_e a_e - sum_k m_k w_k s_k")
     primary_metric = "profit"
     ll_gate = EXACT_LL  # profit is evaluated at the exact LL solution y*(x) (Clarabel)
+    task = "network design with coupled constraints"
     higher_is_better = True
     y_bounds = (0.0, 1.0)
     instances = {
