@@ -470,7 +470,7 @@ def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process
             iteration += 1
             if schedule.due(iteration):
                 status = checkpoint()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a solver that calls exit() is an error too
         status = "oom" if is_out_of_memory(exc) else "error"
         error = error_info(exc)
     changed = [k for k, v in _checksums(problem).items() if data_before.get(k) != v]

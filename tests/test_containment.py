@@ -1,0 +1,148 @@
+"""Fault injection: hostile solver plugins (tests/plugins/hostile_solvers.py) against the local
+pool. Each test asserts the recorded status, that the other runs complete, and that no process
+of any run survives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import plugin
+
+from bilevel_bench.executors import LocalPool
+from bilevel_bench.problem import Budget
+from bilevel_bench.results import validate_record
+from bilevel_bench.runner import RunTask
+from bilevel_bench.sandbox import alive
+
+FAST = Budget(seconds=1.0, iterations=40)
+QUAD = "quadratic-small"
+
+
+def hostile(name: str) -> str:
+    return plugin(name, "hostile_solvers.py")
+
+
+@pytest.fixture
+def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    monkeypatch.setenv("HOSTILE_PIDS", str(folder))
+    return folder
+
+
+def noted(folder: Path, tag: str = "") -> list[int]:
+    return [int(p.name.rsplit(".", 1)[1]) for p in folder.iterdir() if p.name.startswith(tag)]
+
+
+def assert_no_survivor(folder: Path) -> None:
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in noted(folder)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in noted(folder) if alive(p)], "a process of a run survived it"
+    left = [c for c in psutil.Process().children(recursive=True) if c.is_running()
+            and c.status() != psutil.STATUS_ZOMBIE
+            and "resource_tracker" not in " ".join(c.cmdline())]  # multiprocessing's own
+    assert not left, f"processes left behind: {[c.cmdline() for c in left]}"
+
+
+def run_all(tasks: list[RunTask], workers: int = 2) -> dict[str, dict]:
+    records: list[dict] = []
+    LocalPool(workers=workers).map(tasks, records.append)
+    assert len(records) == len(tasks)
+    assert all(validate_record(r) == [] for r in records)
+    return {r["solver"]["name"]: r for r in records}
+
+
+def test_evaluation_is_out_of_the_solvers_reach(pids):
+    names = ["ExactPeek", "GcPeek", "FramePeek", "Float32Answer", "Int64Answer",
+             "LiesOnTheWire"]
+    tasks = [RunTask(QUAD, hostile(n), budget=FAST) for n in names]
+    tasks.append(RunTask("pbgd-free-counterexample", "aid-cg", budget=FAST))
+    runs = run_all(tasks)
+    assert runs["aid-cg"]["status"] == "converged"
+    peek = runs["exact-peek"]
+    assert peek["status"] == "error" and "problem._exact" in peek["error"]["message"]
+    assert "_exact" in peek["isolation"]["removed"]
+    gc_peek = runs["gc-peek"]  # found nothing on the heap: an honest LL-only run
+    assert gc_peek["status"] == "budget" and gc_peek["summary"]["rungs_reached"] == 0
+    frame = runs["frame-peek"]
+    assert frame["status"] == "error" and frame["error"]["type"] == "EvaluationOnlyError"
+    for name in ("float32-answer", "int64-answer", "lies-on-the-wire"):
+        assert runs[name]["status"] == "error", name
+        assert "dtype" in runs[name]["error"]["message"], name
+    assert_no_survivor(pids)
+
+
+def test_a_patch_does_not_survive_its_run(pids):
+    tasks = [RunTask(QUAD, hostile("EvaluatePatcher"), budget=FAST),
+             RunTask(QUAD, plugin("GoodSolver"), budget=FAST)]
+    runs = run_all(tasks, workers=1)  # same worker, one after the other
+    for name in ("evaluate-patcher", "good"):
+        run = runs[name]
+        assert run["status"] == "budget", name
+        assert all(r["metrics"]["ul_gap"] > 1e-3 for r in run["trace"]), name
+    assert_no_survivor(pids)
+
+
+def test_crashes_and_strays_are_contained(pids):
+    tasks = [RunTask(QUAD, hostile(n), budget=FAST, timeout=t) for n, t in [
+        ("UnprintableError", None), ("BusyLoop", 3.0), ("ForkThenCrash", 60.0),
+        ("DetachedChild", None), ("DoubleFork", None), ("ExitsEarly", None)]]
+    tasks.append(RunTask(QUAD, plugin("KilledSolver"), budget=FAST))
+    runs = run_all(tasks)
+    unprintable = runs["unprintable-error"]
+    assert unprintable["status"] == "error"
+    assert unprintable["error"]["type"] == "_Unprintable"
+    assert "unprintable" in unprintable["error"]["message"]
+    assert runs["busy-loop"]["status"] == "timeout"
+    crash = runs["fork-then-crash"]  # the forked child holds the channel: no full timeout
+    assert crash["status"] == "error" and "code 3" in crash["error"]["message"]
+    assert crash["summary"]["wall_time"] < 30
+    for name in ("detached-child", "double-fork"):
+        assert runs[name]["status"] == "budget", name
+    assert runs["detached-child"]["isolation"]["killed_leftover_processes"] >= 1
+    assert runs["exits-early"]["status"] == "error"
+    assert runs["exits-early"]["error"]["type"] == "SystemExit"
+    killed = runs["killed"]
+    assert killed["status"] == "error" and "killed by signal 9" in killed["error"]["message"]
+    assert noted(pids, "busy") and noted(pids, "forked") and noted(pids, "detached") \
+        and noted(pids, "daemon")
+    assert_no_survivor(pids)
+
+
+ORCHESTRATOR = textwrap.dedent("""
+    import sys
+    from bilevel_bench.executors import LocalPool
+    from bilevel_bench.runner import RunTask
+    if __name__ == "__main__":
+        LocalPool(workers=1).map([RunTask("quadratic-small", sys.argv[1], timeout=600)],
+                                 print)
+""")
+
+
+def test_kill_9_of_the_orchestrator_kills_every_process_of_its_runs(pids, tmp_path):
+    script = tmp_path / "orchestrate.py"
+    script.write_text(ORCHESTRATOR)
+    proc = subprocess.Popen([sys.executable, str(script), hostile("BusyWithDetachedChild")],
+                            cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(
+                                Path(__file__).parent)})
+    deadline = time.monotonic() + 120
+    while not (noted(pids, "busy") and noted(pids, "detached")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(w.pid) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [w.pid for w in workers if alive(w.pid)]
+    assert_no_survivor(pids)
