@@ -130,3 +130,38 @@ def test_schema_1_records_are_migrated_not_dropped():
     assert migrated["problem"]["ladder"] == [1e-3]
     assert migrated["summary"]["ladder_hits"][0]["iteration"] == 7
     assert migrated["summary"]["rungs_reached"] == 1
+
+
+def test_multimodal_toys_tell_a_local_minimum_from_the_global_one():
+    import torch
+
+    from bilevel_bench.registry import get_problem
+
+    problem = get_problem("vpbgd-toy").make(seed=0)
+    at = {x: problem.evaluate(torch.tensor([x], dtype=torch.float64),
+                              torch.tensor([-x], dtype=torch.float64))
+          for x in (0.3824, 1.2152, 2.8296, 0.9)}
+    # the three local minima of F: ul_gap_local ~ 0 at each, ul_gap ~ 0 only at the global one
+    assert all(abs(at[x]["ul_gap_local"]) < 1e-5 for x in (0.3824, 1.2152, 2.8296))
+    assert at[1.2152]["ul_gap"] < 1e-5 and at[0.3824]["ul_gap"] > 0.2
+    assert at[2.8296]["ul_gap"] > 1.0
+    assert at[0.9]["ul_gap_local"] > 0.1  # on a slope: no stationary point
+    unimodal = get_problem("bome-toy").make(seed=0)
+    m = unimodal.evaluate(torch.tensor([0.5], dtype=torch.float64),
+                          torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert m["ul_gap_local"] == m["ul_gap"]
+
+
+def test_per_instance_splits_global_and_local_success():
+    from bilevel_bench.metrics import per_instance
+
+    rows = [{"problem": "t", "problem_version": "1", "hardware_class": "hw",
+             "ruleset": "default", "solver": "s", "seed": k, "converged": k == 0,
+             "time_to_target": 1.0 if k == 0 else None,
+             "oracles_to_target": 5.0 if k == 0 else None, "primary_metric": "ul_gap",
+             "target": 1e-3, "final_ul_gap": [1e-4, 0.2, 0.3][k],
+             "final_ul_gap_local": [1e-4, 1e-5, 0.1][k], "status": "budget"}
+            for k in range(3)]
+    table = per_instance(pd.DataFrame(rows))
+    assert table.loc[0, "success_rate"] == pytest.approx(1 / 3)
+    assert table.loc[0, "local_success_rate"] == pytest.approx(2 / 3)

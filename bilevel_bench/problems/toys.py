@@ -25,9 +25,18 @@ class ClosedFormToy(BilevelProblem):
     Subclasses implement ``f``, ``g`` (and ``h``), ``init``, ``hyper_objective(x)`` (exact F(x),
     differentiable), ``ll_value(x)`` (min_y g(x, .) over Y(x)) and ``optimum()`` (F*).
     The primary ``ul_gap`` = F(x) - F* is computed from x alone (no LL gate needed).
+
+    Toys with several UL local minima (``multimodal``, one-dimensional x on a box) also report
+    ``ul_gap_local`` = F(x) - F(m(x)), where m(x) is the local minimum that exact descent on F
+    reaches from x (on a grid of 20,001 points over the box, computed once): a run that ends
+    at a stationary point of F in another basin has ``ul_gap_local`` ~ 0 but ``ul_gap`` > 0, so
+    "reached the global minimum" and "reached a local minimum" are told apart (as the papers
+    do, from several initial points). Unimodal toys report ``ul_gap_local`` = ``ul_gap``.
     """
 
     ll_gate = EXACT_LL
+    multimodal = False
+    LOCAL_GRID = 20_001
     task = "closed-form toys"
 
     x_dim = 1
@@ -63,10 +72,35 @@ class ClosedFormToy(BilevelProblem):
         return {
             "ul_value": ul_value,
             "ul_gap": ul_value - self.optimum(),
+            "ul_gap_local": ul_value - self.local_minimum_value(x),
             "ll_gap": float(self.g(x, y) - self.ll_value(x)),
             "constraint_violation": violation,
             "hypergrad_norm": float(mapping.norm()),
         }
+
+
+    def local_minimum_value(self, x: torch.Tensor) -> float:
+        """F at the local minimum that descent on F reaches from x (F* when unimodal)."""
+        if not self.multimodal:
+            return self.optimum()
+        grid, values = self._hyper_objective_grid()
+        i = int(np.clip(np.searchsorted(grid, float(x.reshape(-1)[0])), 0, len(grid) - 1))
+        while True:  # steepest descent on the grid: the basin's bottom
+            left = values[i - 1] if i > 0 else np.inf
+            right = values[i + 1] if i + 1 < len(grid) else np.inf
+            if min(left, right) >= values[i]:
+                return float(values[i])
+            i = i - 1 if left < right else i + 1
+
+    def _hyper_objective_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "_grid", None) is None:
+            lower, upper = self.x_bounds
+            grid = np.linspace(lower, upper, self.LOCAL_GRID)
+            with torch.no_grad():
+                values = torch.func.vmap(lambda v: self.hyper_objective(v.reshape(1)))(
+                    self.tensor(grid)).cpu().numpy()
+            self._grid = (grid, values)
+        return self._grid
 
 
 def _minimise_1d(fn, lower: float, upper: float, points: int = 200_001) -> tuple[float, float]:
@@ -98,6 +132,7 @@ class VPBGDToy(ClosedFormToy):
         "x in [0,3]; y*(x) = -x"
     )
     x_bounds = (0.0, 3.0)
+    multimodal = True
     instances = {
         "vpbgd-toy": Instance(
             {}, target=1e-3, budget=TOY_BUDGET, suites=("toys", "core", "full"),
@@ -192,6 +227,7 @@ class BLOCCToy(ClosedFormToy):
     formulation = "LL: min (y-2x)^2 s.t. y <= x; f = exp(2-y)/(2+cos(kx)) + ln((4x-2)^2+1)/2 [+x^2]"
     x_bounds = (0.0, 3.0)
     n_constraints = 1
+    multimodal = True
     instances = {
         "blocc-toy1": Instance(
             {"variant": 1}, target=1e-3, budget=TOY_BUDGET, suites=("toys", "core", "full"),
