@@ -405,13 +405,41 @@ class LocalPool:
         return _Worker(self.context, self.threads, self.memory_limit_gb)
 
     def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
-        queue = list(tasks)[::-1]
-        pool = [self._spawn() for _ in range(min(self.workers, len(queue)))]
+        """Run the tasks, taking each from ``tasks`` only when a worker is free for it (the
+        iterable may be lazy: :func:`~bilevel_bench.matrix.run_matrix` claims tasks so)."""
+        source = iter(tasks)
+        pending: list[RunTask] = []
+
+        def next_task() -> RunTask | None:
+            if pending:
+                return pending.pop()
+            return next(source, None)
+
+        pool: list[_Worker] = []
+        first = next_task()
+        if first is None:
+            return
+        pending.append(first)
+        exhausted = False
         try:
-            while queue or any(w.task is not None for w in pool):
+            while True:
                 for worker in pool:
-                    if worker.ready and worker.task is None and queue:
-                        worker.submit(queue.pop())
+                    if worker.ready and worker.task is None and (pending or not exhausted):
+                        task = next_task()
+                        if task is None:
+                            exhausted = True
+                        else:
+                            worker.submit(task)
+                if not exhausted and len(pool) < self.workers and all(
+                        w.task is not None or not w.ready for w in pool):
+                    task = next_task()
+                    if task is None:
+                        exhausted = True
+                    else:
+                        pending.append(task)
+                        pool.append(self._spawn())
+                if exhausted and not pending and all(w.task is None for w in pool):
+                    break
                 ready = wait([w.conn for w in pool if w.task is not None or not w.ready],
                              timeout=0.2)
                 for worker in pool:
@@ -430,8 +458,8 @@ class LocalPool:
                             f"{worker.task.hard_timeout():.0f} s wall-clock")
                     else:
                         continue
-                    alive = worker.process.is_alive() and record["status"] not in (
-                        "timeout", "oom") and not record.get("_worker_died")
+                    alive = worker.process.is_alive() and record["status"] != "timeout" \
+                        and not record.get("_worker_died")
                     record.pop("_worker_died", None)
                     worker.task = None
                     if not alive:

@@ -8,14 +8,15 @@ a crash or a kill loses nothing already recorded and the next call resumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bilevel_bench import registry
 from bilevel_bench.problem import Budget
-from bilevel_bench.results import ensure_writable, recorded_run_ids, write_record
+from bilevel_bench.results import ensure_writable, read_record, recorded_run_ids, write_record
 from bilevel_bench.runner import RunTask
 
 
@@ -59,6 +60,38 @@ def plan(
     return Plan(tasks, skipped)
 
 
+class Claims:
+    """Per-run locks in ``<results>/.locks`` (``fcntl.flock``, released by the kernel if the
+    process dies), so that several ``run`` commands on one results folder share the work: a
+    task is taken only by the command that locks it, and only if it is still unrecorded."""
+
+    def __init__(self, directory: Path) -> None:
+        self.folder = directory / ".locks"
+        self.folder.mkdir(exist_ok=True)
+        self.held: dict[str, int] = {}
+
+    def take(self, run_id: str) -> bool:
+        import fcntl
+
+        fd = os.open(self.folder / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.held[run_id] = fd
+        return True
+
+    def release(self, run_id: str) -> None:
+        fd = self.held.pop(run_id, None)
+        if fd is not None:
+            os.close(fd)  # closing releases the lock; the file stays (unlinking would race)
+
+    def release_all(self) -> None:
+        for run_id in list(self.held):
+            self.release(run_id)
+
+
 def run_matrix(
     tasks: Sequence[RunTask],
     results_dir: str | Path,
@@ -66,16 +99,37 @@ def run_matrix(
     resume: bool = True,
     on_record: Callable[[dict, Path], None] | None = None,
 ) -> list[str]:
-    """Run the tasks not yet recorded; returns the run ids that were skipped as recorded."""
+    """Run the tasks not yet recorded; returns the run ids that were skipped as recorded
+    (valid records already there, re-read: a truncated or invalid one is set aside in
+    ``.rejected/`` and run again). Tasks are claimed one at a time as the executor asks for
+    them (:class:`Claims`): a task that another command is running, or has recorded meanwhile,
+    is left to it."""
     directory = ensure_writable(results_dir)
     done = recorded_run_ids(directory) if resume else set()
-    todo = [t for t in tasks if t.run_id() not in done]
     skipped = [t.run_id() for t in tasks if t.run_id() in done]
+    claims = Claims(directory)
+
+    def claimed() -> Iterator[RunTask]:
+        for task in tasks:
+            run_id = task.run_id()
+            if run_id in done or not claims.take(run_id):
+                continue
+            if resume and any(read_record(p, directory)[0] is not None
+                              for p in directory.glob(f"*__{run_id}.json")):
+                claims.release(run_id)  # recorded by another command meanwhile
+                continue
+            yield task
 
     def save(record: dict) -> None:
-        path = write_record(directory, record)
+        try:
+            path = write_record(directory, record)
+        finally:
+            claims.release(str(record.get("run_id")))
         if on_record is not None:
             on_record(record, path)
 
-    executor.map(todo, save)
+    try:
+        executor.map(claimed(), save)
+    finally:
+        claims.release_all()
     return skipped

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -178,34 +179,119 @@ def migrate_record(record: dict[str, Any]) -> dict[str, Any]:
             "migrated_from": record.get("schema_version")}
 
 
+#: largest record file read (a long trace is a few MiB)
+MAX_RECORD_BYTES = 64 * 2**20
+#: deepest nesting of JSON containers in a record (a real one is 5 deep)
+MAX_DEPTH = 32
+#: where resume puts record files it refuses (kept, with the reason beside), inside the folder
+REJECTED = ".rejected"
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion on input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children
+                         if isinstance(child, dict | list))
+    return False
+
+
+def read_record(path: str | Path, root: str | Path | None = None) -> tuple[dict | None, str]:
+    """``(record, "")`` for a valid record file, else ``(None, reason)``. Refuses a symlink
+    that leads outside ``root``, a file over :data:`MAX_RECORD_BYTES`, JSON nested deeper than
+    :data:`MAX_DEPTH`, and anything :func:`validate_record` rejects. Never raises."""
+    path = Path(path)
+    try:
+        if root is not None and path.is_symlink():
+            target, base = path.resolve(), Path(root).resolve()
+            if not target.is_relative_to(base):
+                return None, "symbolic link to a file outside the results folder (not followed)"
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file"
+        size = info.st_size
+        if size > MAX_RECORD_BYTES:
+            return None, f"file of {size} bytes, over the {MAX_RECORD_BYTES} bytes of a record"
+        with open(path, "rb") as handle:
+            blob = handle.read(MAX_RECORD_BYTES + 1)
+        record = json.loads(blob.decode("utf-8"))
+    except RecursionError:
+        return None, f"unreadable JSON: nested deeper than {MAX_DEPTH} levels"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"unreadable JSON: {exc}"
+    if json_depth_exceeds(record):
+        return None, f"unreadable JSON: nested deeper than {MAX_DEPTH} levels"
+    problems = validate_record(record)
+    if problems:
+        return None, "; ".join(problems)
+    try:
+        return migrate_record(record), ""
+    except Exception as exc:  # noqa: BLE001 - a malformed record is skipped, never a crash
+        return None, f"malformed record: {type(exc).__name__}: {exc}"
+
+
+def _record_files(root: Path) -> Iterator[Path]:
+    """``*.json`` files under ``root``: no hidden folders, symlinked folders not entered."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".json") and not name.startswith(".tmp-"):
+                yield Path(folder) / name
+
+
 def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, str]]:
     """Yield ``(path, record, "")`` for each valid record under the directories (recursively)
-    and ``(path, None, reason)`` for each corrupt or foreign ``.json`` file."""
+    and ``(path, None, reason)`` for each corrupt, foreign, oversized, too deeply nested
+    ``.json`` file or symlink out of its directory (:func:`read_record`)."""
     for directory in directories:
         root = Path(directory)
         if not root.exists():
             raise ResultsError(f"results directory {str(root)!r} does not exist")
-        for path in sorted(root.rglob("*.json")):
-            if path.name.startswith(".tmp-"):
-                continue
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                yield path, None, f"unreadable JSON: {exc}"
-                continue
-            problems = validate_record(record)
-            if problems:
-                yield path, None, "; ".join(problems)
-            else:
-                yield path, migrate_record(record), ""
+        for path in _record_files(root):
+            record, reason = read_record(path, root)
+            yield path, record, reason
 
 
-def recorded_run_ids(directory: str | Path) -> set[str]:
-    """Run ids already recorded in ``directory`` (for resume); unreadable files are ignored."""
+def _run_id_of(path: Path) -> str:
+    return path.stem.rpartition("__")[2]
+
+
+def recorded_run_ids(directory: str | Path, set_aside: bool = True) -> set[str]:
+    """Run ids recorded in ``directory`` (for resume), each file re-read and validated: a
+    truncated or invalid record, or one whose run id is not its file's, does not count and is
+    moved to ``.rejected/`` with the reason in a ``.reason`` file beside it (``set_aside``)."""
     root = Path(directory)
     if not root.exists():
         return set()
-    return {path.stem.rpartition("__")[2] for path in root.glob("*__*.json")}
+    done = set()
+    for path in sorted(root.glob("*__*.json")):
+        run_id = _run_id_of(path)
+        record, reason = read_record(path, root)
+        if record is not None and record.get("run_id") != run_id:
+            record, reason = None, f"its run id {record.get('run_id')!r} is not its file's"
+        if record is not None:
+            done.add(run_id)
+        elif set_aside:
+            set_aside_record(path, reason)
+    return done
+
+
+def set_aside_record(path: Path, reason: str) -> Path | None:
+    """Move a refused record file to ``<folder>/.rejected/`` and write why beside it."""
+    aside = path.parent / REJECTED
+    try:
+        aside.mkdir(exist_ok=True)
+        target = aside / path.name
+        os.replace(path, target)
+        (aside / (path.name + ".reason")).write_text(reason + "\n", encoding="utf-8")
+    except OSError:
+        return None
+    return target
 
 
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:
