@@ -36,6 +36,8 @@ class AIDCG(Solver):
     }
 
     references = {
+        "quadratic": Reference(dict(outer_lr=0.1, inner_lr=0.1, inner_steps=10, cg_steps=10),
+                               "configuration that froze the quadratic targets"),
         "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
                                          cg_steps=10),
                                     "configuration that froze the hyper-cleaning targets (the "

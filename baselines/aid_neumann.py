@@ -37,6 +37,10 @@ class AIDNeumann(AIDCG):
     }
 
     references = {
+        "quadratic": Reference(dict(outer_lr=0.1, inner_lr=0.1, inner_steps=10, neumann_lr=0.5,
+                                    neumann_steps=10),
+                               "stocBiO repository's Neumann step (eta 0.5) with AID-CG's "
+                               "quadratic steps"),
         "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
                                          neumann_lr=0.1, neumann_steps=3),
                                     "configuration that froze the MLP target, with the linear "

@@ -43,6 +43,9 @@ class ALTPBGD(PenaltyMethodBase, Solver):
     }
 
     references = {
+        "pbgd-free-counterexample": Reference(
+            dict(gamma=15.0, lr=0.01, inner_lr=0.1, inner_lr_g=0.1, inner_steps=10),
+            "PBGD_Free negative_toy_example.ipynb: gamma 15, step 0.01"),
         "svm-ho": Reference(dict(gamma=15.0, lr=0.005, inner_lr=0.005, inner_lr_g=0.005,
                                  dual_lr=0.001, dual_steps=10, inner_steps=5),
                             "PBGD-Free / ALT-PBGD repositories, SVM: gamma 15, UL step 0.005, "

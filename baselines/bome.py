@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from bilevel_bench_baselines.inner_loops import projected_gradient_descent_y
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class BOME(Solver):
@@ -34,6 +34,12 @@ class BOME(Solver):
         "eta": Hyperparameter(0.5, LogUniform(0.01, 1.0), "phi = eta |grad q|^2"),
         "inner_lr": Hyperparameter(0.1, LogUniform(1e-3, 1.0), "step of the T LL steps"),
         "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T"),
+    }
+
+    references = {
+        "bome-toy": Reference(dict(lr=0.1, eta=0.5, inner_lr=0.1, inner_steps=10),
+                              "benchopt defaults of BOME (eta 0.5, T 10, step 0.1; "
+                              "arXiv:2209.08709)"),
     }
 
     def init(self, problem, x0, y0, generator):

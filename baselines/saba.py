@@ -22,7 +22,7 @@ import torch
 from bilevel_bench_baselines.inner_loops import soba_directions
 from bilevel_bench_baselines.soba import SOBA
 
-from bilevel_bench import Hyperparameter, LogUniform
+from bilevel_bench import Hyperparameter, LogUniform, Reference
 
 
 class _Blocks:
@@ -63,6 +63,12 @@ class SABA(SOBA):
         "lr": Hyperparameter(0.1, LogUniform(1e-4, 10.0), "step rho (benchopt `step`)"),
         "outer_ratio": Hyperparameter(1.0, LogUniform(1e-5, 1e2), "rho / gamma"),
         "batch_size": Hyperparameter(64, LogUniform(1, 4096, integer=True), "block size"),
+    }
+
+    references = {
+        "quadratic": Reference(dict(lr=0.1, outer_ratio=1.0, batch_size=64),
+                               "benchopt benchmark_bilevel defaults: step 0.1, outer_ratio 1, "
+                               "batch 64 (Dagreou et al., arXiv:2201.13409)"),
     }
 
     def init(self, problem, x0, y0, generator):
