@@ -1,8 +1,15 @@
 """Read run records for the leaderboard: rows, primary-metric traces, descriptions, rejects.
 
-Only files are read — no solver or problem code is imported. A file that is not valid JSON, has
-a foreign schema, an unknown schema version, or breaks while being summarised is *skipped* with
-its reason (never a crash); a second file with an already-seen run id is skipped as a duplicate.
+No solver code is imported. A file that is not valid JSON, has a foreign schema, an unknown
+schema version, or breaks while being summarised is *skipped* with its reason (never a crash); a
+second file with an already-seen run id is skipped as a duplicate.
+
+The metadata of a known instance (target, ladder, LL gate, version, suites, description) comes
+from the builder's registry (the official distribution's instances only,
+:func:`official_instances`), never from records: a record that disagrees with it is skipped
+with the reason, and the ladder hits, success and times-to-target are recomputed from its
+trace with the official ladder and gate. Instances the registry does not know (submitted
+plugins, other versions) are shown as "unofficial" with what their records say.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bilevel_bench.results import iter_records, summary_row
+from bilevel_bench.problem import DEFAULT_LL_GAP_GATE, LLGate, default_ladder
+from bilevel_bench.results import iter_records, ladder_hits, summary_row
 
 #: a record's problem version before the problem was built (the run failed early)
 UNKNOWN = "unknown"
@@ -97,8 +105,99 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def collect(inputs: Sequence[str | Path]) -> Collection:
-    """Read every ``*.json`` under the input directories."""
+def official_instances() -> dict[str, dict[str, Any]]:
+    """Instance name -> official metadata, from the registry's instances of the official
+    distribution (``bilevel_bench.problems``; not the builder's other installed plugins)."""
+    from bilevel_bench import registry
+
+    out = {}
+    for name, entry in registry.problems().items():
+        if not entry.source.startswith("bilevel_bench."):
+            continue
+        family, instance = entry.family, entry.instance
+        gate = instance.ll_gate or family.ll_gate
+        out[name] = {
+            "name": name, "family": family.name, "version": str(family.version),
+            "target": float(instance.target),
+            "declared_ladder": None if instance.ladder is None else
+            [float(v) for v in instance.ladder],
+            "suites": list(instance.suites), "description": instance.description,
+            "primary_metric": family.primary_metric,
+            "higher_is_better": bool(family.higher_is_better), "citation": family.citation,
+            "formulation": family.formulation, "gate": gate, "official": True,
+        }
+    return out
+
+
+def official_suites() -> dict[str, list[str]]:
+    """Suite name -> instance names, from the official instances only."""
+    table: dict[str, list[str]] = {}
+    for name, info in official_instances().items():
+        for suite in info["suites"]:
+            table.setdefault(suite, []).append(name)
+    return table
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-300)
+    except (TypeError, ValueError):
+        return False
+
+
+def _officialise(record: dict[str, Any], row: dict[str, Any],
+                 official: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Check a record of a known instance against the registry and recompute its outcome with
+    the official ladder and gate; returns (reason to skip or "", problem metadata)."""
+    problem = record["problem"]
+    metric, higher = official["primary_metric"], official["higher_is_better"]
+    target = official["target"]
+    if problem.get("primary_metric") != metric or bool(problem.get("higher_is_better")) != higher:
+        return (f"its primary metric ({problem.get('primary_metric')}, higher is better: "
+                f"{problem.get('higher_is_better')}) is not the registry's ({metric}, "
+                f"{higher})"), {}
+    if not _same(problem.get("target"), target):
+        return f"its target {problem.get('target')!r} is not the registry's {target:g}", {}
+    start = record.get("start_metrics") or (record.get("summary") or {}).get("start") or {}
+    if official["declared_ladder"] is not None:
+        ladder = official["declared_ladder"]
+    elif record.get("migrated_from") == 1:
+        ladder = [target]
+    else:
+        ladder = list(default_ladder(_float(start.get(metric)), target, higher))
+    recorded = problem.get("ladder") or []
+    if len(recorded) != len(ladder) or not all(_same(a, b) for a, b in zip(recorded, ladder,
+                                                                          strict=False)):
+        return "its target ladder is not the registry's for its start value", {}
+    gate: LLGate | None = official["gate"]
+    if gate is None and "ll_gap" in start:
+        gate = DEFAULT_LL_GAP_GATE
+    trace = [dict(r, gate=gate.passes(r["metrics"], start)) if gate is not None else r
+             for r in record["trace"]]
+    hits = ladder_hits(trace, metric, ladder, higher)
+    final = hits[-1] if hits else None
+    if record["status"] == "converged" and final is None:
+        return "it says converged, but its trace does not reach the official target", {}
+    row.update({
+        "target": target, "target_ladder": ladder, "rungs": len(ladder),
+        "rungs_reached": sum(h is not None for h in hits), "ladder_hits": hits,
+        "converged": final is not None,
+        "time_to_target": final["time"] if final else None,
+        "oracles_to_target": final["oracle_cost"] if final else None,
+        "iterations_to_target": final["iteration"] if final else None,
+    })
+    info = {**problem, **{k: v for k, v in official.items() if k not in ("gate",
+                                                                          "declared_ladder")},
+            "ladder": ladder, "ll_gate": gate.as_dict() if gate is not None else
+            problem.get("ll_gate")}
+    return "", info
+
+
+def collect(inputs: Sequence[str | Path],
+            official: dict[str, dict[str, Any]] | None = None) -> Collection:
+    """Read every ``*.json`` under the input directories; ``official`` is the registry's
+    metadata (default :func:`official_instances`; ``{}`` trusts nothing as official)."""
+    official = official_instances() if official is None else official
     rows: list[dict[str, Any]] = []
     traces: list[Trace] = []
     skipped: list[tuple[str, str]] = []
@@ -116,17 +215,26 @@ def collect(inputs: Sequence[str | Path]) -> Collection:
                 skipped.append((shown, f"duplicate of run id {run_id} already read from "
                                        f"{seen[run_id]}"))
                 continue
+            problem, solver = record["problem"], record["solver"]
+            known = official.get(problem["name"])
             try:
                 row, trace = _row(record), _trace(record)
+                if known is not None and known["version"] == str(problem["version"]):
+                    why, info = _officialise(record, row, known)
+                    if why:
+                        skipped.append((shown, f"disagrees with the registry: {why}"))
+                        continue
+                else:
+                    info = {**problem, "official": False, "label": "unofficial"}
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 skipped.append((shown, f"malformed record: {type(exc).__name__}: {exc}"))
                 continue
+            row["official"] = bool(info.get("official"))
             seen[run_id] = shown
             row["trace"], row["path"] = len(traces), shown
             rows.append(row)
             traces.append(trace)
-            problem, solver = record["problem"], record["solver"]
-            problems.setdefault((problem["name"], problem["version"]), problem)
+            problems.setdefault((problem["name"], problem["version"]), info)
             solvers.setdefault((solver["name"], solver["version"]), solver)
     frame = pd.DataFrame(rows)
     if not frame.empty:
