@@ -432,10 +432,10 @@ def _report(report: Any) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """``bilevel-bench leaderboard``."""
-    from bilevel_bench import registry
     from bilevel_bench.leaderboard.build import build_site
+    from bilevel_bench.leaderboard.collect import official_suites
 
-    suites = None if args.no_suites else registry.suites()
+    suites = None if args.no_suites else official_suites()  # never the builder's plugins
     index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
                        seed=args.seed, title=args.title, asv_results=args.asv)
     print(index.resolve())
