@@ -165,3 +165,4 @@ def test_per_instance_splits_global_and_local_success():
     table = per_instance(pd.DataFrame(rows))
     assert table.loc[0, "success_rate"] == pytest.approx(1 / 3)
     assert table.loc[0, "local_success_rate"] == pytest.approx(2 / 3)
+    assert table.loc[0, "global_success_rate"] == pytest.approx(1 / 3)

@@ -133,10 +133,16 @@ class VPBGDToy(ClosedFormToy):
     )
     x_bounds = (0.0, 3.0)
     multimodal = True
+    #: version 2: ranked on reaching a local minimum of F (``ul_gap_local``), as the paper
+    #: measures its toy from several initial points; reaching the global one is reported too
+    version = "2"
+    primary_metric = "ul_gap_local"
     instances = {
         "vpbgd-toy": Instance(
-            {}, target=1e-3, budget=TOY_BUDGET, suites=("toys", "core", "full"),
-            description="V-PBGD toy: three UL local minima, one global (x ~ 1.2152)",
+            {}, target=1e-2, budget=TOY_BUDGET, suites=("toys", "core", "full"),
+            description="V-PBGD toy: three UL local minima, one global (x ~ 1.2152). Target 1e-2 "
+                        "on the gap to the local minimum of x's basin: V-PBGD's penalty bias at "
+                        "its published gamma = 10 is 4.7e-3",
         )
     }
 
@@ -228,6 +234,8 @@ class BLOCCToy(ClosedFormToy):
     x_bounds = (0.0, 3.0)
     n_constraints = 1
     multimodal = True
+    version = "2"  # 2: ranked on reaching a local minimum of F (``ul_gap_local``)
+    primary_metric = "ul_gap_local"
     instances = {
         "blocc-toy1": Instance(
             {"variant": 1}, target=1e-3, budget=TOY_BUDGET, suites=("toys", "core", "full"),
