@@ -4,17 +4,23 @@
 
 Pages (all in one folder, linked relatively, so the site works from ``file://``):
 
-* ``index.html`` — the ranking of the headline view, the list of every view (suite x tuning
-  ruleset x clock, the wall-time clock once per hardware class), problems, solvers and the
-  scoring method;
-* ``ranking-*.html`` — one view: the ranking table (tie-aware rank, area under the
-  target-ladder ECDF and mean rank with bootstrap intervals), the ECDF plot, the
-  performance-profile plot of the final target and the cost matrix;
-* ``problem-*.html`` — per problem and version: formulation, data, target, source paper; per
-  (ruleset, hardware class) the per-solver table and convergence curves against both clocks;
-* ``solver-*.html`` — version, citation, capabilities, hyperparameters, record provenance;
+* ``index.html`` — the views per practitioner task (SVM hyperparameter optimisation, data
+  cleaning, LLM safety, LLM representation, coupled constraints, closed-form toys,
+  quadratics) with their leaders, the headline ranking, the suites, problems, solvers and the
+  scoring method; an empty results folder says so;
+* ``view-*.html`` — one view (:mod:`bilevel_bench.leaderboard.views`): a task or suite under one
+  ruleset and one budget, stating budget, ruleset, problem versions, hardware classes and seeds
+  at its top; a generated summary; per clock (oracle cost; solver time per hardware class) the
+  ranking by ECDF area with intervals and the ECDF plot; the instance x solver matrix that tells
+  "not applicable", "not run", "failed" and "diverged" apart. Problems the registry does not know
+  get one "unofficial" view and no task ranking;
+* ``problem-*.html`` — per problem and version: formulation, data, target, paper metric, source
+  paper; per (ruleset, hardware class) the per-solver table and convergence curves;
+* ``solver-*.html`` — rank and ratio to the best per problem, hyperparameters per ruleset,
+  citation, capabilities, record provenance;
 * ``skipped.html`` — files that are not usable run records, with the reason;
-* ``data/*.csv|json`` — every table; ``static/`` — the stylesheet and the table sorter.
+* ``data/*.csv|json`` — every table; ``static/`` — the stylesheet, the table sorter and
+  ``plots.js`` (toggle curves, switch clocks, hover values, ``?highlight=SOLVER``).
 
 Rankings use the newest version of each problem present (older versions are shown on the
 problem pages, never ranked); see :mod:`bilevel_bench.metrics` for the scoring.
@@ -22,11 +28,9 @@ problem pages, never ranked); see :mod:`bilevel_bench.metrics` for the scoring.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -42,90 +46,68 @@ from bilevel_bench.asv_import import latest_figures, load_asv_results
 from bilevel_bench.leaderboard.collect import Collection, collect, version_key
 from bilevel_bench.leaderboard.curves import common_grid, quantile_band
 from bilevel_bench.leaderboard.plots import Series, line_plot
-from bilevel_bench.leaderboard.tables import Column, Table, number
-from bilevel_bench.metrics import (
-    CLOCKS,
-    TAU_MAX,
-    cost_cube,
-    ecdf,
-    ecdf_axis,
-    ladder_ranking,
-    per_instance,
-    performance_profile,
-    performance_ratios,
+from bilevel_bench.leaderboard.tables import (
+    Column,
+    Table,
+    number,
+    problem_href,
+    slug,
+    solver_href,
 )
+from bilevel_bench.leaderboard.views import (
+    TASKS,
+    View,
+    annotate,
+    build_views,
+    final_text,
+    registry_problems,
+    solver_problem_ranks,
+    status_mix,
+)
+from bilevel_bench.metrics import TAU_MAX, per_instance
 
-ALL = "all"
+__all__ = ["build_site", "slug", "problem_href", "solver_href"]
+
 #: rulesets of runs that are never ranked nor tabulated per problem: the trials of the ``tuned``
 #: ruleset (see :mod:`bilevel_bench.tuning`); their configurations show on the solver pages
 UNRANKED = ("tuning",)
 CLOCK_LABELS = {"time": "solver time (CPU seconds)", "oracles": "oracle calls (oracle cost)"}
 
 
-def slug(*parts: Any) -> str:
-    """A file-name-safe, collision-free name for page and table ids."""
-    text = "\x1f".join(str(p) for p in parts)
-    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "x"
-    return f"{base}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
-
-
-def problem_href(name: str) -> str:
-    return f"problem-{slug(name)}.html"
-
-
-def solver_href(name: str) -> str:
-    return f"solver-{slug(name)}.html"
-
-
-@dataclass
-class View:
-    """One ranking: a suite's instances, one ruleset, one clock (and hardware class)."""
-
-    suite: str
-    ruleset: str
-    clock: str
-    hardware: str | None
-    table: Table
-    costs: Table
-    plot: Markup
-    instances: int
-    solvers: int
-    coverage: str = ""
-
-    @property
-    def href(self) -> str:
-        return f"ranking-{slug(self.suite, self.ruleset, self.clock, self.hardware)}.html"
-
-    @property
-    def label(self) -> str:
-        where = f" on {self.hardware}" if self.hardware else " (all hardware)"
-        return f"{self.suite} · {self.ruleset} ruleset · {CLOCK_LABELS[self.clock]}{where}"
-
-
 # ---------------------------------------------------------------------------- entry point
 def build_site(inputs: Sequence[str | Path], output: str | Path, *,
                suites: Mapping[str, Sequence[str]] | None = None, n_boot: int = 1000,
                seed: int = 0, title: str = "bilevel_bench leaderboard",
-               tau_max: float = TAU_MAX, asv_results: Sequence[str | Path] | None = None
-               ) -> Path:
+               tau_max: float = TAU_MAX, asv_results: Sequence[str | Path] | None = None,
+               official: Mapping[str, Mapping[str, Any]] | bool = True,
+               highlight: Sequence[str] = ()) -> Path:
     """Render the site for the run records under ``inputs`` into ``output``; returns the path of
-    its ``index.html``. ``suites`` maps suite names to problem instance names (default: one suite,
-    ``all``, of every problem recorded); ``n_boot`` bootstrap replicates with ``seed``.
-    ``asv_results``: asv results directories or files (``.asv/results``); each problem page
-    then shows the asv figures of the newest commit per machine beside the records' own."""
+    its ``index.html``. ``suites`` maps suite names to problem instance names (suite views);
+    ``n_boot`` bootstrap replicates with ``seed``. ``asv_results``: asv results directories or
+    files (``.asv/results``); each problem page then shows the asv figures of the newest commit
+    per machine beside the records' own. ``official``: problem instance name -> registry
+    metadata (task, paper_metric, provides, ...); True reads the registry
+    (:func:`~bilevel_bench.leaderboard.views.registry_problems`), False treats every recorded
+    problem as official. Records of other problems are shown under "unofficial".
+    ``highlight``: solver names drawn in every plot (besides the leaders)."""
     asv = _asv_tables(asv_results or [])
     everything = collect(inputs)
+    meta = registry_problems() if official is True else (None if official is False
+                                                          else dict(official))
     hidden = everything.frame["ruleset"].isin(UNRANKED) if len(everything.frame) else []
-    data = replace(everything, frame=everything.frame[~hidden].reset_index(drop=True)
-                   if len(everything.frame) else everything.frame)
+    frame = everything.frame[~hidden].reset_index(drop=True) if len(everything.frame) \
+        else everything.frame
+    data = replace(everything, frame=annotate(frame, everything.problems))
     out = _prepare(Path(output))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("bilevel_bench.leaderboard", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(problem_href=problem_href, solver_href=solver_href)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     common = {"site_title": title, "built": stamp, "version": __version__,
               "records": len(everything.frame), "skipped_count": len(data.skipped),
-              "tau_max": tau_max, "unranked": int(sum(hidden)), "unranked_rulesets": UNRANKED}
+              "tau_max": tau_max, "unranked": int(sum(hidden)), "unranked_rulesets": UNRANKED,
+              "inputs": [str(p) for p in inputs]}
     tables: list[Table] = []
 
     def page(name: str, template: str, **context: Any) -> None:
@@ -133,28 +115,30 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
         (out / name).write_text(html, encoding="utf-8")
 
     instances = per_instance(data.frame) if not data.frame.empty else pd.DataFrame()
-    views = _views(data, suites, n_boot, seed, tau_max)
+    views = build_views(data.frame, data.problems, data.solvers, meta, suites, n_boot=n_boot,
+                        seed=seed, highlight=highlight)
     for view in views:
-        tables += [view.table, view.costs]
-        page(view.href, "ranking.html.j2", page_title=view.label, view=view)
-    for name, context in _problem_pages(data, instances):
+        tables += [p.table for p in view.panels] + [view.matrix]
+        page(view.href, "view.html.j2", page_title=view.title, view=view,
+             siblings=[v for v in views if v is not view
+                       and (v.scope_kind, v.scope) == (view.scope_kind, view.scope)])
+    for name, context in _problem_pages(data, instances, meta, highlight):
         tables += context["tables"] + ([asv[name]] if name in asv else [])
         page(problem_href(name), "problem.html.j2", page_title=name, asv=asv.get(name),
              **context)
-    for name, context in _solver_pages(everything, instances):
+    for name, context in _solver_pages(everything, data.frame, instances):
         tables += context["tables"]
         page(solver_href(name), "solver.html.j2", page_title=name, **context)
     skipped = Table("skipped", "Skipped files", [Column("path", "File"),
                                                   Column("reason", "Reason")],
                     [{"path": p, "reason": r} for p, r in data.skipped])
     page("skipped.html", "skipped.html.j2", page_title="Skipped records", table=skipped)
-    index = _index_tables(data, instances, views)
+    index = _index_tables(data, views, meta)
     tables += [skipped, *index.values()]
-    headline = views[0] if views else None
-    page("index.html", "index.html.j2", page_title="Ranking", headline=headline,
-         companions=[v for v in views if headline and v is not headline
-                     and (v.suite, v.ruleset) == (headline.suite, headline.ruleset)],
-         **index)
+    suite_views = [v for v in views if v.scope_kind == "suite"]
+    headline = (suite_views or [v for v in views if v.scope_kind == "task"] or views or [None])[0]
+    page("index.html", "index.html.j2", page_title="Leaderboard", headline=headline,
+         empty=data.frame.empty, **index)
     for table in tables:
         table.write(out / "data")
     return out / "index.html"
@@ -163,8 +147,8 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
 def _prepare(out: Path) -> Path:
     """Create the site folder; remove only what an earlier build wrote there."""
     out.mkdir(parents=True, exist_ok=True)
-    for pattern in ("index.html", "skipped.html", "ranking-*.html", "problem-*.html",
-                    "solver-*.html", "data/*.csv", "data/*.json"):
+    for pattern in ("index.html", "skipped.html", "ranking-*.html", "view-*.html",
+                    "problem-*.html", "solver-*.html", "data/*.csv", "data/*.json"):
         for stale in out.glob(pattern):
             stale.unlink()
     (out / "data").mkdir(exist_ok=True)
@@ -177,122 +161,22 @@ def _prepare(out: Path) -> Path:
     return out
 
 
-# ---------------------------------------------------------------------------- rankings
-def _views(data: Collection, suites: Mapping[str, Sequence[str]] | None, n_boot: int,
-           seed: int, tau_max: float) -> list[View]:
-    frame = data.frame
-    if frame.empty:
-        return []
-    newest = {p: max(g.unique(), key=version_key)
-              for p, g in frame.groupby("problem")["problem_version"]}
-    ranked = frame[frame["problem_version"] == frame["problem"].map(newest)]
-    # suites with the same recorded instances are one ranking ("core = full"); ``all`` ranks
-    # every recorded problem unless a suite already does; the broadest ranking comes first
-    names: dict[tuple[str, ...], list[str]] = {}
-    for name, problems in (suites or {}).items():
-        present = tuple(sorted(p for p in set(problems) if p in newest))
-        if present:
-            names.setdefault(present, []).append(name)
-    names.setdefault(tuple(sorted(newest)), [ALL])
-    sizes = {name: len(set(problems)) for name, problems in (suites or {}).items()}
-    views = []
-    rulesets = sorted(ranked["ruleset"].unique(), key=lambda r: (r != "default", r))
-    for problems, suite_names in sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[1])):
-        suite = " = ".join(suite_names)
-        coverage = ", ".join(f"{name}: {len(problems)} of {sizes[name]} instances recorded"
-                             for name in suite_names if name in sizes)
-        sub = ranked[ranked["problem"].isin(problems)]
-        first = len(views)
-        for ruleset in rulesets:
-            part = sub[sub["ruleset"] == ruleset]
-            if part.empty:
-                continue
-            views.append(_view(suite, ruleset, "oracles", None, part, n_boot, seed, tau_max))
-            for hardware in sorted(part["hardware_class"].unique()):
-                views.append(_view(suite, ruleset, "time", hardware,
-                                   part[part["hardware_class"] == hardware], n_boot, seed,
-                                   tau_max))
-        for view in views[first:]:
-            view.coverage = coverage
-    return views
-
-
-def _view(suite: str, ruleset: str, clock: str, hardware: str | None, frame: pd.DataFrame,
-          n_boot: int, seed: int, tau_max: float) -> View:
-    table, _ = ladder_ranking(frame, clock, n_boot=n_boot, seed=seed)
-    cube = cost_cube(frame, clock, solvers=table["solver"].sort_values().tolist())
-    key = slug(suite, ruleset, clock, hardware)
-    rows = [{**rec, "solver_href": solver_href(rec["solver"])}
-            for rec in table.to_dict("records")]
-    unit = "s" if clock == "time" else "oracle cost"
-    ranking_table = Table(
-        f"ranking-{key}", f"Ranking — {suite}, {ruleset} ruleset, {CLOCK_LABELS[clock]}"
-        + (f", {hardware}" if hardware else ""),
-        [Column("rank", "Rank", "rank", tip="= marks a tie: overlapping score intervals"),
-         Column("solver", "Solver", link="solver_href"),
-         Column("score", "ECDF area", "ci", "score_lo", "score_hi",
-                tip="area under the ECDF of (instance, target-ladder rung) pairs reached vs "
-                    "log budget, mean over the instances the solver ran; 95% bootstrap "
-                    "interval"),
-         Column("rungs_reached", "Rungs", "pct", tip="fraction of (run, rung) pairs reached"),
-         Column("mean_rank", "Mean rank", "ci", "mean_rank_lo", "mean_rank_hi",
-                tip="average rank by ECDF area over instances (ties share average ranks)"),
-         Column("solved", "Solved", "int", tip="instances where more than half the seeds "
-                                                "reach the final target"),
-         Column("instances", "Instances", "int", tip="instances the solver ran")], rows)
-    costs = cube.costs()
-    cost_rows = []
-    for i, (problem, version) in enumerate(cube.instances):
-        row: dict[str, Any] = {"problem": problem, "problem_version": version,
-                               "problem_href": problem_href(problem)}
-        for j, solver in enumerate(cube.solvers):
-            row[f"cost:{solver}"] = float(costs[i, j])
-        cost_rows.append(row)
-    cost_table = Table(
-        f"costs-{key}", f"Median {CLOCKS[clock]} per instance ({unit}; ∞ = target missed by "
-        "half the seeds or more)",
-        [Column("problem", "Problem", link="problem_href"), Column("problem_version", "Version"),
-         *[Column(f"cost:{s}", s, "num") for s in cube.solvers]], cost_rows)
-    plots = Markup(_ecdf_plot(frame, clock) + _profile_plot(performance_ratios(costs),
-                                                            cube.solvers, tau_max, clock))
-    return View(suite, ruleset, clock, hardware, ranking_table, cost_table, plots,
-                len(cube.instances), len(cube.solvers))
-
-
-def _ecdf_plot(frame: pd.DataFrame, clock: str) -> Markup:
-    low, high = ecdf_axis(frame, clock)
-    budgets = np.geomspace(low, high, 61)
-    curves = ecdf(frame, clock, budgets)
-    series = [Series(s, budgets, curves[s], step=True) for s in sorted(curves)]
-    unit = "solver CPU seconds" if clock == "time" else "oracle cost"
-    return Markup(line_plot(series, title=f"Target-ladder ECDF ({clock} clock)",
-                            xlabel=f"budget ({unit}, log)", xlog=True,
-                            ylabel="fraction of (instance, rung) pairs reached",
-                            xlim=(low, high), ylim=(0.0, 1.0)))
-
-
-def _profile_plot(ratios: np.ndarray, solvers: list[str], tau_max: float, clock: str) -> Markup:
-    finite = ratios[np.isfinite(ratios) & (ratios <= tau_max)]
-    taus = np.unique(np.concatenate([[1.0, tau_max], finite]))
-    rho = performance_profile(ratios, taus) if len(ratios) else np.zeros((len(solvers), 1))
-    series = [Series(s, taus, rho[j], step=True) for j, s in enumerate(solvers)]
-    return Markup(line_plot(series, title=f"Performance profile ({clock} clock)",
-                            xlabel="τ (ratio to the fastest solver)",
-                            ylabel="ρ(τ): fraction of instances", xlim=(1.0, tau_max),
-                            ylim=(0.0, 1.0)))
-
-
 # ---------------------------------------------------------------------------- problem pages
-def _problem_pages(data: Collection, instances: pd.DataFrame):
+def _problem_pages(data: Collection, instances: pd.DataFrame,
+                   meta: Mapping[str, Mapping[str, Any]] | None, highlight: Sequence[str]):
     frame = data.frame
     if frame.empty:
         return
-    positions: dict[tuple, dict[str, np.ndarray]] = {}
-    for (*key, solver), rows in sorted(frame.groupby(
-            ["problem", "problem_version", "ruleset", "hardware_class", "solver"]).indices.items()):
-        positions.setdefault(tuple(key), {})[solver] = frame["trace"].to_numpy()[rows]
+    positions: dict[tuple, dict[str, list[tuple[int, str]]]] = {}
+    groups_of = frame.groupby(["problem", "problem_version", "ruleset", "hardware_class",
+                               "solver"]).indices
+    for (*key, solver), rows in sorted(groups_of.items()):
+        positions.setdefault(tuple(key), {})[solver] = [
+            (int(frame["trace"].iat[r]), str(frame["outcome"].iat[r])) for r in rows]
     for problem, runs in frame.groupby("problem", sort=True):
         versions = sorted(runs["problem_version"].unique(), key=version_key, reverse=True)
+        official = meta is None or problem in meta
+        extra = dict((meta or {}).get(problem) or {})
         sections, tables = [], []
         for k, version in enumerate(versions):
             info = data.problems[(problem, version)]
@@ -303,17 +187,25 @@ def _problem_pages(data: Collection, instances: pd.DataFrame):
             for ruleset, hardware in sorted(set(zip(part["ruleset"], part["hardware_class"],
                                                     strict=True))):
                 sel = rows[(rows["ruleset"] == ruleset) & (rows["hardware_class"] == hardware)]
-                table = _solver_table(problem, version, ruleset, hardware, sel, info)
+                runs_here = part[(part["ruleset"] == ruleset)
+                                 & (part["hardware_class"] == hardware)]
+                table = _solver_table(problem, version, ruleset, hardware, sel, runs_here, info,
+                                      extra.get("paper_metric"))
                 tables.append(table)
+                budgets = sorted(set(runs_here["budget_label"]))
                 groups.append({"ruleset": ruleset, "hardware": hardware, "table": table,
+                               "budgets": budgets,
                                "plots": _curves(data, positions[(problem, version, ruleset,
-                                                                 hardware)], info)})
+                                                                 hardware)], info, highlight)})
             sections.append({"version": version, "info": info, "superseded": k > 0,
                              "groups": groups,
                              "fingerprints": sorted((info.get("dataset_fingerprints")
                                                      or {}).items())
                              if isinstance(info.get("dataset_fingerprints"), dict) else []})
-        yield problem, {"problem": problem, "sections": sections, "tables": tables}
+        yield problem, {"problem": problem, "sections": sections, "tables": tables,
+                        "official": official, "paper_metric": extra.get("paper_metric"),
+                        "task": extra.get("task") or data.problems[(problem, versions[0])]
+                        .get("task")}
 
 
 def _asv_tables(paths: Sequence[str | Path]) -> dict[str, Table]:
@@ -338,51 +230,103 @@ def _asv_tables(paths: Sequence[str | Path]) -> dict[str, Table]:
     return tables
 
 
+def _gap(value: Any, name: str) -> Any:
+    """A gap metric below zero is numerical noise of an exact evaluation: shown as 0."""
+    v = number(value)
+    if v is not None and v < 0 and name.endswith("_gap"):
+        return 0.0
+    return value
+
+
 def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows: pd.DataFrame,
-                  info: dict[str, Any]) -> Table:
+                  runs: pd.DataFrame, info: dict[str, Any], paper_metric: str | None) -> Table:
     primary = str(info.get("primary_metric"))
     finals = [c for c in rows.columns if c.startswith("median_final_") and rows[c].notna().any()
               and c not in ("median_final_primary", f"median_final_{primary}")]
     finals.sort(key=lambda c: (c == "median_final_constraint_violation", c))
-    records = [{**r, "solver_href": solver_href(r["solver"])}
-               for r in rows.drop(columns=["problem", "problem_version", "ruleset",
-                                           "hardware_class"]).to_dict("records")]
+    paper = f"final_{paper_metric}" if paper_metric and paper_metric != primary else None
+    records = []
+    for r in rows.drop(columns=["problem", "problem_version", "ruleset",
+                                "hardware_class"]).to_dict("records"):
+        mine = runs[runs["solver"] == r["solver"]]
+        r = {**r, "solver_href": solver_href(r["solver"])}
+        r["median_final_primary"] = _gap(final_text(mine["final_primary"]), primary)
+        r["outcomes"] = ", ".join(f"{n} {k}" for k, n in mine["outcome"].value_counts().items())
+        if paper:
+            r["paper"] = final_text(mine[paper]) if paper in mine else None
+        for c in finals:
+            r[c] = _gap(r[c], c.removeprefix("median_final_"))
+        records.append(r)
     columns = [
-        Column("solver", "Solver", link="solver_href"), Column("runs", "Runs", "int"),
+        Column("solver", "Solver", link="solver_href"),
         Column("success_rate", "Success", "pct", tip="fraction of seeds reaching the target"),
-        Column("median_time_to_target", "Time to target [IQR] (s)", "iqr",
-               "q25_time_to_target", "q75_time_to_target",
-               tip="median and quartiles over the successful seeds"),
+        Column("outcomes", "Outcomes", tip="converged / failed (budget, error, timeout, oom) / "
+                                           "diverged (non-finite metric)"),
+        Column("median_final_primary", f"Final {primary}", "num",
+               tip="median over the seeds with a finite value; 'diverged' when none has one"),
+        *([Column("paper", f"Final {paper_metric} (papers' metric)", "num",
+                  tip="the metric the source papers report")] if paper else []),
         Column("median_oracles_to_target", "Oracles to target [IQR]", "iqr",
                "q25_oracles_to_target", "q75_oracles_to_target",
                tip="median and quartiles over the successful seeds"),
-        Column("median_final_primary", f"Final {primary}", "num", tip="median over seeds"),
-        *[Column(c, "Final " + c.removeprefix("median_final_"), "num", tip="median over seeds")
-          for c in finals],
-        Column("statuses", "Statuses")]
+        Column("runs", "Runs", "int", detail=True),
+        Column("median_time_to_target", "Time to target [IQR] (s)", "iqr",
+               "q25_time_to_target", "q75_time_to_target", detail=True,
+               tip="median and quartiles over the successful seeds"),
+        *[Column(c, "Final " + c.removeprefix("median_final_"), "num", detail=True,
+                 tip="median over seeds") for c in finals],
+        Column("statuses", "Statuses", detail=True)]
     return Table(f"problem-{slug(problem, version, ruleset, hardware)}",
                  "Per-solver results", columns, records)
 
 
-def _curves(data: Collection, runs: dict[str, np.ndarray], info: dict[str, Any]) -> list[Markup]:
-    """Convergence plots of one comparable group: ``runs`` maps solver -> trace indices."""
+def _curves(data: Collection, runs: dict[str, list[tuple[int, str]]], info: dict[str, Any],
+            highlight: Sequence[str]) -> list[Markup]:
+    """Convergence plots of one comparable group: ``runs`` maps solver -> (trace index,
+    outcome). Diverged runs are left out of the median band and marked by a cross where their
+    metric was last finite."""
     metric = str(info.get("primary_metric"))
     target = number(info.get("target"))
+    ladder = [v for v in (number(x) for x in info.get("ladder") or []) if v is not None]
     plots = []
-    values = np.concatenate([data.traces[i].value for rows in runs.values() for i in rows])
+    values = np.concatenate([data.traces[i].value for rows in runs.values() for i, _ in rows])
     finite = values[np.isfinite(values)]
+    gap = metric.endswith("_gap")
+    floor = 1e-12
+    if gap:
+        finite = np.maximum(finite, floor)
     ylog = bool(finite.size and finite.min() > 0 and finite.max() > 50 * finite.min())
+    lines = [(r, f"rung {k + 1}") for k, r in enumerate(ladder[:-1])]
     for clock, label in (("time", "solver time (s)"), ("oracles", "oracle cost")):
-        by_solver = {s: [(getattr(data.traces[i], clock), data.traces[i].value) for i in rows]
-                     for s, rows in runs.items()}
-        grid = common_grid([t for traces in by_solver.values() for t in traces])
         series = []
-        for solver, traces in by_solver.items():
-            lo, med, hi = quantile_band(traces, grid)
-            series.append(Series(f"{solver} ({len(traces)})", grid, med, lo, hi))
+        order = sorted(runs, key=lambda s: -np.mean([o == "converged" for _, o in runs[s]]))
+        for solver in order:
+            ok, marks = [], []
+            for i, out in runs[solver]:
+                trace = data.traces[i]
+                x, y = getattr(trace, clock), trace.value
+                if gap:
+                    y = np.where(np.isfinite(y), np.maximum(y, floor), y)
+                if out == "diverged":
+                    good = np.isfinite(y) & np.isfinite(x)
+                    if good.any():
+                        k = int(np.nonzero(good)[0][-1])
+                        marks.append((float(x[k]), float(y[k])))
+                    continue
+                ok.append((x, y))
+            grid = common_grid(ok or [(getattr(data.traces[i], clock), data.traces[i].value)
+                                      for i, _ in runs[solver]])
+            lo, med, hi = quantile_band(ok, grid)
+            n_div = len(runs[solver]) - len(ok)
+            series.append(Series(solver, grid, med, lo, hi, markers=marks,
+                                 note=f"({len(runs[solver])} runs, {n_div} diverged)"
+                                 if n_div else f"({len(runs[solver])} runs)",
+                                 visible=solver in highlight))
         plots.append(Markup(line_plot(
             series, title=f"{metric} against {label}: median, IQR band over seeds",
-            xlabel=label, ylabel=metric, xlog=True, ylog=ylog, hline=target)))
+            xlabel=label, ylabel=metric + (" (≥ 1e-12)" if gap else ""), xlog=True, ylog=ylog,
+            hline=target, hline_label="target", hlines=lines,
+            note="× = a run diverged there")))
     return plots
 
 
@@ -391,93 +335,152 @@ PROVENANCE = ["solver_version", "source_sha256", "hardware_class", "cpu", "gpu",
               "memory_gb", "library_versions", "platform", "git_commit"]
 
 
-def _solver_pages(data: Collection, instances: pd.DataFrame):
-    frame = data.frame
-    if frame.empty:
+def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.DataFrame):
+    allruns = everything.frame
+    if allruns.empty:
         return
-    for solver, runs in frame.groupby("solver", sort=True):
+    newest = {p: max(g.unique(), key=version_key)
+              for p, g in frame.groupby("problem")["problem_version"]} if len(frame) else {}
+    current = frame[frame["problem_version"] == frame["problem"].map(newest)] \
+        if len(frame) else frame
+    for solver, runs in allruns.groupby("solver", sort=True):
         key = slug(solver)
         versions = sorted(runs["solver_version"].unique(), key=version_key, reverse=True)
-        info = data.solvers[(solver, versions[0])]
-        hp = (runs.groupby(["solver_version", "ruleset", "hyperparameters"], dropna=False)
-              .agg(runs=("run_id", "size"), problems=("problem", "nunique")).reset_index())
-        hp_table = Table(f"solver-{key}-hyperparameters", "Hyperparameter configurations",
-                         [Column("solver_version", "Version"), Column("ruleset", "Ruleset"),
+        info = everything.solvers[(solver, versions[0])]
+        hp = (runs.groupby(["ruleset", "hyperparameters", "solver_version"], dropna=False)
+              .agg(runs=("run_id", "size"),
+                   problems=("problem", lambda s: ", ".join(sorted(set(s)))))
+              .reset_index())
+        hp["order"] = hp["ruleset"].map({"default": 0, "reference": 1, "tuned": 2}).fillna(3)
+        hp = hp.sort_values(["order", "ruleset", "problems"])
+        hp_table = Table(f"solver-{key}-hyperparameters",
+                         "Hyperparameters used under each ruleset",
+                         [Column("ruleset", "Ruleset"),
                           Column("hyperparameters", "Hyperparameters"),
-                          Column("problems", "Problems", "int"), Column("runs", "Runs", "int")],
-                         hp.to_dict("records"))
+                          Column("problems", "Problems"), Column("runs", "Runs", "int"),
+                          Column("solver_version", "Version", detail=True)],
+                         hp.drop(columns="order").to_dict("records"))
         prov = (runs.fillna({c: "–" for c in PROVENANCE}).groupby(PROVENANCE, dropna=False)
                 .agg(runs=("run_id", "size"), first=("created", "min"), last=("created", "max"))
                 .reset_index())
         prov_table = Table(f"solver-{key}-provenance", "Provenance of the records",
                            [Column("solver_version", "Version"),
-                            Column("source_sha256", "Source sha256"),
-                            Column("hardware_class", "Hardware class"), Column("cpu", "CPU"),
-                            Column("gpu", "GPU"), Column("cores", "Cores"),
-                            Column("memory_gb", "Memory (GB)"),
-                            Column("library_versions", "Libraries"),
-                            Column("platform", "Platform"), Column("git_commit", "Git"),
-                            Column("runs", "Runs", "int"), Column("first", "First run"),
-                            Column("last", "Last run")], prov.to_dict("records"))
-        mine = instances[instances["solver"] == solver]
+                            Column("hardware_class", "Hardware class"),
+                            Column("runs", "Runs", "int"),
+                            Column("source_sha256", "Source sha256", detail=True),
+                            Column("cpu", "CPU", detail=True), Column("gpu", "GPU", detail=True),
+                            Column("cores", "Cores", detail=True),
+                            Column("memory_gb", "Memory (GB)", detail=True),
+                            Column("library_versions", "Libraries", detail=True),
+                            Column("platform", "Platform", detail=True),
+                            Column("git_commit", "Git", detail=True),
+                            Column("first", "First run", detail=True),
+                            Column("last", "Last run", detail=True)], prov.to_dict("records"))
+        ranks = [{**r, "problem_href": problem_href(r["problem"]),
+                  "best_href": solver_href(r["best"])}
+                 for r in solver_problem_ranks(current, solver)] if len(current) else []
+        rank_table = Table(
+            f"solver-{key}-ranks", "Rank and ratio to the best, per problem (newest versions)",
+            [Column("problem", "Problem", link="problem_href"), Column("ruleset", "Ruleset"),
+             Column("rank_text", "Rank", tip="by ECDF area on the oracle clock (mean over "
+                                             "seeds) among the solvers that ran the problem"),
+             Column("area", "ECDF area", "num"),
+             Column("best", "Best solver", link="best_href"),
+             Column("best_area", "Best area", "num"),
+             Column("ratio", "Ratio to best", "num",
+                    tip="median oracles to the final target / the best solver's (Dolan–Moré "
+                        "ratio); ∞ when fewer than half its seeds reach the target"),
+             Column("outcomes", "Outcomes"),
+             Column("problem_version", "Version", detail=True)], ranks)
+        mine = instances[instances["solver"] == solver] if len(instances) else instances
         res = [{**r, "problem_href": problem_href(r["problem"])}
                for r in mine.to_dict("records")]
-        results = Table(f"solver-{key}-results", "Results per problem",
+        results = Table(f"solver-{key}-results", "Results per problem, all versions",
                         [Column("problem", "Problem", link="problem_href"),
-                         Column("problem_version", "Version"), Column("ruleset", "Ruleset"),
-                         Column("hardware_class", "Hardware class"),
-                         Column("runs", "Runs", "int"), Column("success_rate", "Success", "pct"),
-                         Column("median_time_to_target", "Median time to target (s)", "num"),
+                         Column("ruleset", "Ruleset"),
+                         Column("success_rate", "Success", "pct"),
                          Column("median_oracles_to_target", "Median oracles to target", "num"),
-                         Column("median_final_primary", "Final primary metric", "num"),
-                         Column("statuses", "Statuses")], res)
+                         Column("statuses", "Statuses"),
+                         Column("problem_version", "Version", detail=True),
+                         Column("hardware_class", "Hardware class", detail=True),
+                         Column("runs", "Runs", "int", detail=True),
+                         Column("median_time_to_target", "Median time to target (s)", "num",
+                                detail=True),
+                         Column("median_final_primary", "Final primary metric", "num",
+                                detail=True)], res)
         yield solver, {"solver": solver, "info": info, "versions": versions,
-                       "tables": [results, hp_table, prov_table]}
+                       "tables": [rank_table, hp_table, results, prov_table]}
 
 
 # ---------------------------------------------------------------------------- index
-def _index_tables(data: Collection, instances: pd.DataFrame,
-                  views: list[View]) -> dict[str, Table]:
+def _index_tables(data: Collection, views: list[View],
+                  meta: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Table]:
     frame = data.frame
-    view_rows = [{"view": v.label, "href": v.href, "suite": v.suite, "ruleset": v.ruleset,
-                  "clock": v.clock, "hardware_class": v.hardware or "all (hardware-independent)",
-                  "instances": v.instances, "solvers": v.solvers} for v in views]
+
+    def view_row(v: View) -> dict[str, Any]:
+        return {"scope": v.scope, "href": v.href, "ruleset": v.ruleset, "budget": v.budget,
+                "instances": v.instances, "solvers": v.solvers,
+                "leaders": ", ".join(v.leaders) or "–", "seeds": v.seeds,
+                "hardware": "; ".join(v.hardware)}
+
+    view_columns = [Column("scope", "View", link="href"), Column("ruleset", "Ruleset"),
+                    Column("budget", "Budget"), Column("leaders", "Leader(s)"),
+                    Column("instances", "Instances", "int"),
+                    Column("solvers", "Solvers", "int"),
+                    Column("seeds", "Seeds", detail=True),
+                    Column("hardware", "Hardware classes", detail=True)]
+    order = list(TASKS)
+    tasks = sorted([v for v in views if v.scope_kind == "task"],
+                   key=lambda v: order.index(v.scope) if v.scope in order else len(order))
     problem_rows, solver_rows = [], []
     if not frame.empty:
         for problem, runs in frame.groupby("problem", sort=True):
             version = max(runs["problem_version"].unique(), key=version_key)
             info = data.problems[(problem, version)]
+            extra = (meta or {}).get(problem) or {}
             problem_rows.append({
                 "problem": problem, "href": problem_href(problem), "version": version,
-                "family": info.get("family"), "primary_metric": info.get("primary_metric"),
+                "task": extra.get("task") or info.get("task") or "–",
+                "official": "official" if meta is None or problem in meta else "unofficial",
+                "primary_metric": info.get("primary_metric"),
+                "paper_metric": extra.get("paper_metric") or "–",
                 "target": number(info.get("target")), "solvers": runs["solver"].nunique(),
-                "runs": len(runs), "versions": runs["problem_version"].nunique()})
+                "runs": len(runs), "versions": runs["problem_version"].nunique(),
+                "family": info.get("family")})
         for solver, runs in frame.groupby("solver", sort=True):
             solver_rows.append({
                 "solver": solver, "href": solver_href(solver),
                 "versions": ", ".join(sorted(runs["solver_version"].unique(), key=version_key)),
                 "problems": runs["problem"].nunique(), "runs": len(runs),
-                "success_rate": float(runs["converged"].mean())})
+                "success_rate": float(runs["converged"].mean()),
+                "outcomes": status_mix(list(runs["outcome"]))})
     return {
-        "views_table": Table("views", "All rankings",
-                             [Column("view", "Ranking", link="href"), Column("suite", "Suite"),
-                              Column("ruleset", "Ruleset"), Column("clock", "Clock"),
-                              Column("hardware_class", "Hardware class"),
-                              Column("instances", "Instances", "int"),
-                              Column("solvers", "Solvers", "int")], view_rows),
+        "tasks_table": Table("tasks", "Views per task", view_columns,
+                             [view_row(v) for v in tasks]),
+        "suites_table": Table("suites", "Views per suite", view_columns,
+                              [view_row(v) for v in views if v.scope_kind == "suite"]),
+        "unofficial_table": Table("unofficial", "Unofficial problems (not in the registry)",
+                                  view_columns,
+                                  [view_row(v) for v in views if v.scope_kind == "unofficial"]),
         "problems_table": Table("problems", "Problems",
                                 [Column("problem", "Problem", link="href"),
-                                 Column("version", "Newest version"), Column("family", "Family"),
+                                 Column("task", "Task"), Column("official", "Status"),
                                  Column("primary_metric", "Primary metric"),
                                  Column("target", "Target", "num"),
+                                 Column("paper_metric", "Papers' metric"),
                                  Column("solvers", "Solvers", "int"),
-                                 Column("runs", "Runs", "int"),
-                                 Column("versions", "Versions", "int")], problem_rows),
+                                 Column("version", "Newest version", detail=True),
+                                 Column("family", "Family", detail=True),
+                                 Column("runs", "Runs", "int", detail=True),
+                                 Column("versions", "Versions", "int", detail=True)],
+                                problem_rows),
         "solvers_table": Table("solvers", "Solvers",
                                [Column("solver", "Solver", link="href"),
-                                Column("versions", "Versions"),
                                 Column("problems", "Problems", "int"),
                                 Column("runs", "Runs", "int"),
-                                Column("success_rate", "Runs reaching target", "pct")],
+                                Column("success_rate", "Runs reaching target", "pct"),
+                                Column("outcomes", "Outcomes"),
+                                Column("versions", "Versions", detail=True)],
                                solver_rows),
     }
+

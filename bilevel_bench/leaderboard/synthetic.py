@@ -21,17 +21,24 @@ from bilevel_bench.results import SCHEMA, SCHEMA_VERSION, record_filename
 def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0,
                      ruleset: str = "default", hardware_class: str = "cpu:synthetic|threads=1",
                      problem_version: str = "1", target: float = 1e-3, budget: float = 10.0,
-                     checkpoints: int = 30, rng: np.random.Generator | None = None
+                     checkpoints: int = 30, rng: np.random.Generator | None = None,
+                     task: str = "quadratics", n_constraints: int = 0, diverge: bool = False,
+                     status: str | None = None, handles: tuple[str, ...] = ()
                      ) -> dict[str, Any]:
-    """One record; ``speed`` (per solver second) sets how fast the gap closes."""
+    """One record; ``speed`` (per solver second) sets how fast the gap closes. ``diverge``:
+    the metric becomes NaN after the first third of the run (status ``status`` or
+    ``diverged``); ``status`` forces the recorded status."""
     key = hashlib.sha256(repr((problem, problem_version, solver, seed, ruleset,
                                hardware_class)).encode())
     rng = rng or np.random.default_rng(int(key.hexdigest()[:8], 16))
     noise = float(np.exp(rng.normal(0.0, 0.2)))
     times = np.geomspace(1e-3, budget, checkpoints)
     values = np.exp(-speed * noise * times)
+    if diverge:
+        values[checkpoints // 3:] = np.nan
     hit = int(np.argmax(values <= target)) if (values <= target).any() else None
     last = checkpoints if hit is None else hit + 1
+    ladder = [target * 1e3, target * 10, target]
     trace = [{"iteration": 10 * k, "time": float(t), "oracle_cost": float(1000 * t),
               "samples": 0, "counts": {"f_grad": float(500 * t), "g_grad": float(500 * t)},
               "metrics": {"ul_gap": float(v), "ll_gap": float(v / 2),
@@ -39,7 +46,14 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
              for k, (t, v) in enumerate(zip(times[:last], values[:last], strict=True))]
     end = trace[-1]
     converged = hit is not None
-    run_id = key.hexdigest()[:16]
+    run_id = hashlib.sha256(repr((key.hexdigest(), budget, diverge, status,
+                                  task)).encode()).hexdigest()[:16]
+    hits = []
+    for rung in ladder:
+        first = next((r for r in trace if r["metrics"]["ul_gap"] <= rung), None)
+        hits.append(None if first is None else {
+            "target": rung, "iteration": first["iteration"], "oracle_cost": first["oracle_cost"],
+            "time": first["time"], "wall_time": first["time"]})
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id,
         "created": "2026-01-01T00:00:00+00:00",
@@ -48,10 +62,12 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
                     "target": target, "citation": "Synthetic, arXiv:0000.00000",
                     "formulation": "min_x f(x, y*(x)), y*(x) = argmin_y g(x, y)",
                     "dataset_fingerprints": {"train": "0" * 16}, "x_dim": 10, "y_dim": 10,
-                    "n_constraints": 0},
+                    "n_constraints": n_constraints, "task": task, "ladder": ladder,
+                    "ll_gate": {"metric": "ll_gap", "rtol": 0.0, "atol": 1.0,
+                                "description": "synthetic"}},
         "solver": {"name": solver, "version": "1.0", "citation": "Synthetic solver",
                    "spec": solver, "hyperparameters": {"lr": 0.1}, "needs": [],
-                   "handles": [], "source_file": None, "source_sha256": "a" * 64},
+                   "handles": list(handles), "source_file": None, "source_sha256": "a" * 64},
         "ruleset": ruleset, "seed": seed,
         "device": {"type": "cpu", "name": "cpu", "threads": 1},
         "hardware": {"cpu": "synthetic", "cores": 2, "memory_gb": 8.0, "gpu": None,
@@ -60,14 +76,17 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
                      "bilevel_bench": "0.1.0", "platform": "synthetic"},
         "git_revision": {"commit": "0" * 40, "dirty": False},
         "budget": {"seconds": budget, "oracle_cost": None, "iterations": None, "timeout": 60.0},
-        "status": "converged" if converged else "budget", "error": None, "trace": trace,
+        "status": status or ("diverged" if diverge else "converged" if converged else "budget"),
+        "error": None, "trace": trace,
         "summary": {"converged": converged,
                     "time_to_target": end["time"] if converged else None,
                     "oracles_to_target": end["oracle_cost"] if converged else None,
                     "iterations_to_target": end["iteration"] if converged else None,
                     "iterations": end["iteration"], "solver_time": end["time"],
                     "oracle_cost": end["oracle_cost"], "wall_time": end["time"] * 1.1,
-                    "evaluation_time": 0.01, "final": dict(end["metrics"])},
+                    "evaluation_time": 0.01, "final": dict(end["metrics"]),
+                    "rungs": len(ladder), "rungs_reached": sum(h is not None for h in hits),
+                    "ladder_hits": hits},
     }
 
 

@@ -8,8 +8,10 @@ link per cell — and escapes all of it (jinja2 autoescape); the downloads conta
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ KINDS = {"text", "num", "int", "pct", "ci", "iqr", "rank"}
 @dataclass
 class Column:
     """How to show ``row[key]``. ``lo``/``hi`` name the interval keys of ``ci``/``iqr`` columns;
-    ``link`` names the row key that holds the cell's href; ``tip`` is a header tooltip."""
+    ``link`` names the row key that holds the cell's href; ``tip`` is a header tooltip;
+    ``detail`` columns are shown only behind the table's "all columns" toggle (the decisive
+    ones stay visible without horizontal scrolling)."""
 
     key: str
     label: str
@@ -31,6 +35,7 @@ class Column:
     hi: str | None = None
     link: str | None = None
     tip: str = ""
+    detail: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -47,9 +52,18 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
 
-    def cells(self) -> list[list[dict[str, Any]]]:
-        """Rows of ``{"text", "sort", "href", "num"}`` cells for the template."""
-        return [[_cell(col, row) for col in self.columns] for row in self.rows]
+    def cells(self, columns: list[Column] | None = None) -> list[list[dict[str, Any]]]:
+        """Rows of ``{"text", "sort", "href", "num", "cls"}`` cells for the template."""
+        return [[_cell(col, row) for col in (columns or self.columns)] for row in self.rows]
+
+    @property
+    def decisive(self) -> list[Column]:
+        """The columns shown at once (the others are behind a details toggle)."""
+        return [c for c in self.columns if not c.detail]
+
+    @property
+    def has_details(self) -> bool:
+        return any(c.detail for c in self.columns)
 
     def write(self, data_dir: Path) -> None:
         """Write the raw rows as CSV and JSON (non-finite numbers: ``inf``/``-inf``/null)."""
@@ -63,6 +77,21 @@ class Table:
                                                  for row in self.rows]}
         (data_dir / f"{self.id}.json").write_text(
             json.dumps(payload, allow_nan=False, default=str), encoding="utf-8")
+
+
+def slug(*parts: Any) -> str:
+    """A file-name-safe, collision-free name for page and table ids."""
+    text = "\x1f".join(str(p) for p in parts)
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "x"
+    return f"{base}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+
+
+def problem_href(name: str) -> str:
+    return f"problem-{slug(name)}.html"
+
+
+def solver_href(name: str) -> str:
+    return f"solver-{slug(name)}.html"
 
 
 def _keys(rows: Iterable[dict[str, Any]], hidden: set[str | None]) -> list[str]:
@@ -118,9 +147,10 @@ def fmt(value: Any, kind: str = "num") -> str:
 def _cell(col: Column, row: dict[str, Any]) -> dict[str, Any]:
     value = row.get(col.key)
     href = row.get(col.link) if col.link else None
-    if col.kind == "text":
+    if col.kind == "text" or isinstance(value, str):
         text = "–" if value is None else str(value)
-        return {"text": text, "sort": text.lower(), "href": href, "num": False}
+        return {"text": text, "sort": text.lower() if col.kind == "text" else "",
+                "href": href, "num": col.kind != "text", "cls": _state(text)}
     v = number(value)
     sort = "" if v is None else ("1e308" if v == math.inf else "-1e308" if v == -math.inf
                                  else repr(v))
@@ -131,4 +161,17 @@ def _cell(col: Column, row: dict[str, Any]) -> dict[str, Any]:
         text = f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
     else:
         text = fmt(value, col.kind)
-    return {"text": text, "sort": sort, "href": href, "num": True}
+    return {"text": text, "sort": sort, "href": href, "num": True, "cls": ""}
+
+
+def _state(text: str) -> str:
+    """A CSS class that tells the states of a cell apart at a glance."""
+    if text == "diverged" or text.endswith("diverged)"):
+        return "st-div"
+    if text.startswith("n/a"):
+        return "st-na"
+    if text == "not run":
+        return "st-nr"
+    if "failed" in text:
+        return "st-fail"
+    return ""

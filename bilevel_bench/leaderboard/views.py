@@ -1,0 +1,558 @@
+"""Views of the site: one ranking of comparable runs, per task (or suite), ruleset and budget.
+
+A :class:`View` never mixes budgets, rulesets or problem versions (the newest version of each
+problem is ranked; older ones stay on the problem pages); the oracle-cost clock pools hardware
+classes (oracle counts do not depend on the machine), the solver-time clock is one panel per
+hardware class. A solver is scored on the instances it ran only (:func:`ladder_ranking`); the
+instance x solver matrix tells apart, per cell, *not applicable* (the solver's declared
+capabilities exclude the problem), *not run*, *failed* (budget exhausted, error, timeout, out of
+memory), *diverged* (a non-finite metric, or the solver's own verdict) and the runs that reached
+the final target. Each view carries a short summary generated from its data.
+
+Problem metadata that records do not carry (the family's paper metric, the oracles it provides,
+whether f depends on x) and the set of *official* problems come from the registry
+(:func:`registry_problems`); records of problems the registry does not know are shown under
+"unofficial" and never enter a task view.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from bilevel_bench.leaderboard.plots import Series, line_plot
+from bilevel_bench.leaderboard.tables import Column, Table, fmt, slug, solver_href
+from bilevel_bench.metrics import ecdf, ecdf_axis, ladder_cube, ladder_ranking
+
+#: task name -> short page key, in the order the site lists them; "coupled" is the cross-cutting
+#: view of every instance with coupled constraints
+TASKS = {
+    "SVM hyperparameter optimisation": "svm",
+    "data cleaning and reweighting": "cleaning",
+    "LLM safety data selection": "llm-safety",
+    "LLM representation fine-tuning": "llm-representation",
+    "coupled-constraint tasks": "coupled",
+    "network design with coupled constraints": "network",
+    "closed-form toys": "toys",
+    "quadratics": "quadratics",
+}
+COUPLED = "coupled-constraint tasks"
+RULESET_ORDER = {"default": 0, "reference": 1, "tuned": 2, "custom": 3}
+FAILED = ("budget", "error", "timeout", "oom")
+OUTCOME_LABELS = {"converged": "reached target", "failed": "failed", "diverged": "diverged"}
+
+
+def registry_problems() -> dict[str, dict[str, Any]] | None:
+    """Official problem metadata from the registry (instance name -> task, paper metric, ...),
+    or ``None`` when the registry cannot be read."""
+    try:
+        from bilevel_bench import registry
+
+        entries = registry.problems()
+    except Exception:  # noqa: BLE001 - the site still builds from the records alone
+        return None
+    out = {}
+    for name, entry in entries.items():
+        family = entry.family
+        out[name] = {"family": family.name, "version": str(family.version),
+                     "task": getattr(family, "task", "other"),
+                     "paper_metric": getattr(family, "paper_metric", None),
+                     "provides": sorted(family.provides),
+                     "ul_depends_on_x": bool(getattr(family, "ul_depends_on_x", True)),
+                     "suites": list(entry.instance.suites)}
+    return out
+
+
+# ------------------------------------------------------------------------ run outcomes
+def outcome(status: str, final: Any) -> str:
+    """converged | failed | diverged of one run: a non-finite final primary metric is a
+    divergence whatever the status says."""
+    try:
+        value = float(final)
+    except (TypeError, ValueError):
+        value = math.nan
+    if status == "diverged" or (status in ("converged", "budget") and not math.isfinite(value)):
+        return "diverged"
+    return "converged" if status == "converged" else "failed"
+
+
+def annotate(frame: pd.DataFrame, problems: Mapping[tuple[str, str], dict[str, Any]]
+             ) -> pd.DataFrame:
+    """Add ``final_primary``, ``outcome``, ``task``, ``n_constraints``, ``budget_key`` and
+    ``budget_label`` columns to a collected frame."""
+    if frame.empty:
+        return frame
+    out = frame.copy()
+    primary = []
+    for metric, row in zip(out["primary_metric"], out.to_dict("records"), strict=True):
+        primary.append(row.get(f"final_{metric}"))
+    out["final_primary"] = pd.to_numeric(pd.Series(primary, index=out.index), errors="coerce")
+    out["outcome"] = [outcome(s, v) for s, v in zip(out["status"], out["final_primary"],
+                                                    strict=True)]
+    info = [problems.get((p, v), {}) for p, v in zip(out["problem"], out["problem_version"],
+                                                    strict=True)]
+    out["task"] = [str(i.get("task") or "other") for i in info]
+    out["n_constraints"] = [int(i.get("n_constraints") or 0) for i in info]
+    keys = [(_f(s), _f(o), _f(i)) for s, o, i in zip(
+        out["budget_seconds"], out["budget_oracles"], out["budget_iterations"], strict=True)]
+    out["budget_key"] = keys
+    out["budget_label"] = [budget_label(k) for k in keys]
+    return out
+
+
+def _f(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def budget_label(key: tuple[float | None, float | None, float | None]) -> str:
+    seconds, oracles, iterations = key
+    parts = ([f"{seconds:g} s solver CPU"] if seconds is not None else []) + \
+        ([f"{oracles:g} oracle cost"] if oracles is not None else []) + \
+        ([f"{iterations:g} iterations"] if iterations is not None else [])
+    return " + ".join(parts) or "no budget recorded"
+
+
+def status_mix(statuses: Sequence[str]) -> str:
+    counts = Counter(statuses)
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def applicability(solver: Mapping[str, Any], problem: Mapping[str, Any],
+                  meta: Mapping[str, Any] | None) -> str:
+    """Why a solver cannot run a problem, from its declared capabilities (empty: it can)."""
+    needs, handles = set(solver.get("needs") or []), set(solver.get("handles") or [])
+    if int(problem.get("n_constraints") or 0) > 0 and "coupled_constraints" not in handles:
+        return "does not handle coupled constraints"
+    provides = set((meta or {}).get("provides") or ["second_order"])
+    if meta is not None and meta.get("ul_depends_on_x", True):
+        provides.add("ul_x_gradient")
+    if meta is not None and "ul_x_gradient" in needs and "ul_x_gradient" not in provides:
+        return "needs f to depend on x"
+    missing = needs - provides - {"ul_x_gradient"}
+    if missing:
+        return f"needs {', '.join(sorted(missing))} oracles"
+    return ""
+
+
+# ------------------------------------------------------------------------ views
+@dataclass
+class Panel:
+    """One clock of a view: its ranking and ECDF plot."""
+
+    clock: str
+    hardware: str | None
+    ranking: pd.DataFrame
+    table: Table
+    plot: Markup
+
+    @property
+    def label(self) -> str:
+        return "oracle cost (all hardware)" if self.clock == "oracles" else \
+            f"solver CPU time on {self.hardware}"
+
+
+@dataclass
+class View:
+    scope_kind: str  # task | suite | unofficial
+    scope: str
+    ruleset: str
+    budget: str
+    frame: pd.DataFrame = field(repr=False)
+    panels: list[Panel] = field(default_factory=list)
+    matrix: Table | None = None
+    summary: list[str] = field(default_factory=list)
+    versions: list[tuple[str, str]] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
+    seeds: str = ""
+    key: str = ""
+
+    @property
+    def href(self) -> str:
+        return f"view-{self.key}.html"
+
+    @property
+    def title(self) -> str:
+        what = self.scope if self.scope_kind != "suite" else f"suite {self.scope}"
+        return f"{what} · {self.ruleset} ruleset · budget {self.budget}"
+
+    @property
+    def leaders(self) -> list[str]:
+        if not self.panels or self.panels[0].ranking.empty:
+            return []
+        table = self.panels[0].ranking
+        return table.loc[table["rank"] == table["rank"].min(), "solver"].tolist()
+
+    @property
+    def instances(self) -> int:
+        return len(self.versions)
+
+    @property
+    def solvers(self) -> int:
+        return int(self.frame["solver"].nunique())
+
+
+def split_budgets(part: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Groups of runs that share budgets: one group when every instance was run under one
+    budget (instances may differ: the label lists them), else one group per budget."""
+    per_instance = part.groupby("problem")["budget_key"].agg(lambda s: sorted(set(s), key=str))
+    if all(len(keys) == 1 for keys in per_instance):
+        keys = {k[0] for k in per_instance}
+        if len(keys) == 1:
+            return [(budget_label(next(iter(keys))), part)]
+        units = ("s solver CPU", "oracle cost", "iterations")
+        parts = []
+        for c, unit in enumerate(units):
+            values = sorted({k[c] for k in keys if k[c] is not None})
+            if len(values) == 1 and all(k[c] is not None for k in keys):
+                parts.append(f"{values[0]:g} {unit}")
+            elif values:
+                parts.append(f"{unit} cap per instance ({values[0]:g} to {values[-1]:g})")
+        label = " + ".join(parts)
+        return [(label, part)]
+    return [(budget_label(k), part[part["budget_key"] == k])
+            for k in sorted(set(part["budget_key"]), key=str)]
+
+
+def scopes(frame: pd.DataFrame, official: set[str] | None,
+           suites: Mapping[str, Sequence[str]] | None) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, problems) of every view scope: tasks (coupled constraints as one more), the
+    registry's suites, and the unofficial problems."""
+    if frame.empty:
+        return []
+    known = frame if official is None else frame[frame["problem"].isin(official)]
+    out: list[tuple[str, str, list[str]]] = []
+    by_task = known.groupby("task")["problem"].agg(lambda s: sorted(set(s))).to_dict()
+    coupled = sorted(set(known.loc[known["n_constraints"] > 0, "problem"]))
+    if coupled:
+        by_task[COUPLED] = coupled
+    order = list(TASKS)
+    seen: set[tuple[str, ...]] = set()
+    for task in sorted(by_task, key=lambda t: (order.index(t) if t in order else len(order), t)):
+        problems = tuple(by_task[task])
+        if task != COUPLED and problems in seen | {tuple(coupled)}:
+            continue  # e.g. network design = the coupled view: shown once
+        seen.add(problems)
+        out.append(("task", task, list(problems)))
+    present = set(known["problem"])
+    shown: set[tuple[str, ...]] = set()
+    for name, problems in sorted((suites or {}).items()):
+        inside = tuple(sorted(set(problems) & present))
+        if inside and inside not in shown:
+            shown.add(inside)
+            out.append(("suite", name, list(inside)))
+    if official is not None:
+        unofficial = sorted(set(frame["problem"]) - official)
+        if unofficial:
+            out.append(("unofficial", "unofficial problems", unofficial))
+    return out
+
+
+def build_views(frame: pd.DataFrame, problems: Mapping[tuple[str, str], dict[str, Any]],
+                solvers: Mapping[tuple[str, str], dict[str, Any]],
+                meta: Mapping[str, dict[str, Any]] | None,
+                suites: Mapping[str, Sequence[str]] | None, *, n_boot: int = 1000,
+                seed: int = 0, highlight: Sequence[str] = (),
+                newest: Mapping[str, str] | None = None) -> list[View]:
+    """Every view of the (annotated, ranked-rulesets-only) frame."""
+    if frame.empty:
+        return []
+    from bilevel_bench.leaderboard.collect import version_key
+
+    newest = newest or {p: max(g.unique(), key=version_key)
+                        for p, g in frame.groupby("problem")["problem_version"]}
+    ranked = frame[frame["problem_version"] == frame["problem"].map(newest)]
+    official = set(meta) if meta is not None else None
+    solver_info = {name: info for (name, _v), info in sorted(solvers.items())}
+    views: list[View] = []
+    for kind, name, members in scopes(ranked, official, suites):
+        sub = ranked[ranked["problem"].isin(members)]
+        for ruleset in sorted(sub["ruleset"].unique(), key=lambda r: (RULESET_ORDER.get(r, 9),
+                                                                      r)):
+            for budget, part in split_budgets(sub[sub["ruleset"] == ruleset]):
+                view = View(kind, name, ruleset, budget, part.reset_index(drop=True))
+                view.key = slug(kind, name, ruleset, budget)
+                _fill(view, problems, solver_info, meta, n_boot, seed, highlight,
+                      ranked[ranked["problem"].isin(members)])
+                views.append(view)
+    for view in views:
+        view.summary = summarise(view, [v for v in views if v is not view
+                                        and (v.scope_kind, v.scope) == (view.scope_kind,
+                                                                        view.scope)])
+    return views
+
+
+def _seeds(frame: pd.DataFrame) -> str:
+    per = frame.groupby(["problem", "solver"])["seed"].nunique()
+    seeds = sorted(frame["seed"].unique())
+    span = f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"{seeds[0]}"
+    if per.min() == per.max():
+        return f"{per.min()} per solver and instance (seeds {span})"
+    return f"{per.min()} to {per.max()} per solver and instance (seeds {span})"
+
+
+def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
+          scope_frame: pd.DataFrame) -> None:
+    part = view.frame
+    view.versions = sorted({(p, v) for p, v in zip(part["problem"], part["problem_version"],
+                                                   strict=True)})
+    view.hardware = sorted(part["hardware_class"].unique())
+    view.seeds = _seeds(part)
+    view.panels.append(_panel(part, "oracles", None, n_boot, seed, highlight))
+    for hardware in view.hardware:
+        view.panels.append(_panel(part[part["hardware_class"] == hardware], "time", hardware,
+                                  n_boot, seed, highlight))
+    # every solver run in this scope under this ruleset (any budget) is a row of the matrix
+    everyone = sorted(set(scope_frame.loc[scope_frame["ruleset"] == view.ruleset, "solver"]))
+    order = view.panels[0].ranking["solver"].tolist()
+    rows_solvers = order + [s for s in everyone if s not in order] + \
+        [s for s in sorted(solver_info) if s not in order and s not in everyone
+         and any(applicability(solver_info[s], problems.get(pv, {}),
+                               (meta or {}).get(pv[0]) if meta else None)
+                 for pv in view.versions)]
+    cube = ladder_cube(part, "oracles", view.versions, rows_solvers)
+    rows = []
+    for j, solver in enumerate(rows_solvers):
+        row: dict[str, Any] = {"solver": solver, "solver_href": solver_href(solver)}
+        for i, (problem, version) in enumerate(view.versions):
+            runs = part[(part["problem"] == problem) & (part["solver"] == solver)]
+            if len(runs):
+                outs = Counter(runs["outcome"])
+                area = float(np.nanmean(cube.runs[i, j, :cube.counts[i, j]]))
+                marks = []
+                if outs.get("diverged"):
+                    marks.append(f"{outs['diverged']} diverged")
+                if outs.get("failed"):
+                    marks.append(f"{outs['failed']} failed")
+                text = f"{area:.2f}" + (f" ({', '.join(marks)})" if marks else "")
+                row[f"cell:{problem}"] = text
+            else:
+                info = solver_info.get(solver, {})
+                reason = applicability(info, problems.get((problem, version), {}),
+                                       (meta or {}).get(problem) if meta else None)
+                row[f"cell:{problem}"] = f"n/a: {reason}" if reason else "not run"
+        rows.append(row)
+    view.matrix = Table(
+        f"matrix-{view.key}", "Per instance: ECDF area (oracle clock, mean over seeds), "
+        "failed and diverged runs; n/a = the solver's declared capabilities exclude the "
+        "problem; not run = no record",
+        [Column("solver", "Solver", link="solver_href"),
+         *[Column(f"cell:{p}", p) for p, _ in view.versions]], rows)
+
+
+def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, seed: int,
+           highlight: Sequence[str]) -> Panel:
+    table, _ = ladder_ranking(part, clock, n_boot=n_boot, seed=seed)
+    stats = part.groupby("solver").agg(
+        runs=("run_id", "size"), reached=("converged", "mean"),
+        diverged=("outcome", lambda s: int((s == "diverged").sum())),
+        failed=("outcome", lambda s: int((s == "failed").sum())),
+        statuses=("status", lambda s: status_mix(list(s))))
+    metrics = sorted(part["primary_metric"].unique())
+    finals = {}
+    if len(metrics) == 1:
+        per = part.groupby(["solver", "problem"])["final_primary"]
+        for solver, values in per.median().groupby(level=0):
+            finals[solver] = float(values.median()) if values.notna().any() else "diverged"
+    rows = []
+    for rec in table.to_dict("records"):
+        s = stats.loc[rec["solver"]]
+        rows.append({**rec, "solver_href": solver_href(rec["solver"]),
+                     "success": float(s["reached"]),
+                     "outcomes": _outcomes(int(s["runs"]), int(s["reached"] * s["runs"] + 0.5),
+                                           int(s["failed"]), int(s["diverged"])),
+                     "statuses": s["statuses"], "runs": int(s["runs"]),
+                     "final": finals.get(rec["solver"])})
+    unit = "oracle cost" if clock == "oracles" else f"solver CPU s, {hardware}"
+    columns = [
+        Column("rank", "Rank", "rank", tip="= marks a tie: overlapping 95% score intervals"),
+        Column("solver", "Solver", link="solver_href"),
+        Column("score", "ECDF area [95% CI]", "ci", "score_lo", "score_hi",
+               tip="area under the target-ladder ECDF (log budget axis), mean over the "
+                   "instances the solver ran; 95% bootstrap interval"),
+        Column("success", "Success", "pct", tip="runs reaching the final target"),
+        Column("outcomes", "Outcomes", tip="reached the final target / failed (budget, error, "
+                                           "timeout, oom) / diverged, out of all runs"),
+    ]
+    if len(metrics) == 1:
+        columns.append(Column("final", f"Final {metrics[0]}", "num",
+                              tip="median over instances of the median over seeds; "
+                                  "'diverged' when no run has a finite value"))
+    columns += [
+        Column("mean_rank", "Mean rank [CI]", "ci", "mean_rank_lo", "mean_rank_hi",
+               detail=True, tip="average rank by ECDF area over the instances it ran"),
+        Column("rungs_reached", "Rungs reached", "pct", detail=True),
+        Column("solved", "Solved", "int", detail=True,
+               tip="instances where more than half the seeds reach the final target"),
+        Column("instances", "Instances run", "int", detail=True),
+        Column("runs", "Runs", "int", detail=True),
+        Column("statuses", "Statuses", detail=True),
+    ]
+    tid = f"rank-{slug(clock, hardware, *sorted(part['run_id'])[:3], len(part))}"
+    out = Table(tid, f"Ranking by ECDF area — {unit}", columns, rows)
+    return Panel(clock, hardware, table, out, _ecdf_plot(part, clock, table, stats, highlight))
+
+
+def _outcomes(runs: int, reached: int, failed: int, diverged: int) -> str:
+    parts = [f"{reached} ✓"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if diverged:
+        parts.append(f"{diverged} diverged")
+    return f"{' · '.join(parts)} / {runs}"
+
+
+def _ecdf_plot(frame: pd.DataFrame, clock: str, table: pd.DataFrame, stats: pd.DataFrame,
+               highlight: Sequence[str]) -> Markup:
+    low, high = ecdf_axis(frame, clock)
+    budgets = np.geomspace(low, high, 61)
+    curves = ecdf(frame, clock, budgets)
+    series = []
+    for solver in table["solver"]:
+        if solver not in curves:
+            continue
+        div = int(stats.loc[solver, "diverged"]) if solver in stats.index else 0
+        runs = int(stats.loc[solver, "runs"]) if solver in stats.index else 0
+        series.append(Series(solver, budgets, curves[solver], step=True,
+                             note=f"({div}/{runs} diverged)" if div else "",
+                             visible=solver in highlight))
+    unit = "solver CPU seconds" if clock == "time" else "oracle cost"
+    return Markup(line_plot(series, title=f"Target-ladder ECDF ({clock} clock)",
+                            xlabel=f"budget ({unit}, log scale)", xlog=True,
+                            ylabel="fraction of (instance, rung) pairs",
+                            xlim=(low, high), ylim=(0.0, 1.0),
+                            note="best first; (k/n diverged): runs that diverged"))
+
+
+# ------------------------------------------------------------------------ summaries
+def _name_list(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
+    """A few sentences from the data: who leads, by how much, under which ruleset, how
+    robust across seeds, which solvers diverge with their defaults (escaped HTML)."""
+    out: list[Markup] = []
+    table = view.panels[0].ranking
+    if table.empty:
+        return [Markup("No solver has a scored run in this view.")]
+    top = table.iloc[0]
+    leaders = view.leaders
+    if len(leaders) == 1:
+        rest = table[table["rank"] > top["rank"]]
+        lead = Markup("<b>{}</b> leads on the oracle clock with ECDF area {:.2f} "
+                      "[{:.2f}, {:.2f}]").format(top["solver"], top["score"], top["score_lo"],
+                                                 top["score_hi"])
+        if len(rest):
+            nxt = rest.iloc[0]
+            lead += Markup(", {:.2f} ahead of {} ({:.2f}); their 95% intervals do not "
+                           "overlap.").format(top["score"] - nxt["score"], nxt["solver"],
+                                              nxt["score"])
+        else:
+            lead += Markup("; it is the only solver scored.")
+        out.append(lead)
+    else:
+        out.append(Markup("<b>{}</b> share the lead on the oracle clock (ECDF areas {}; "
+                          "overlapping 95% intervals: a tie).").format(
+            _name_list(leaders), ", ".join(f"{v:.2f}" for v in table["score"][:len(leaders)])))
+    rob = []
+    for solver in leaders[:3]:
+        runs = view.frame[view.frame["solver"] == solver]
+        cube = ladder_cube(runs, "oracles")
+        spread = [np.nanstd(cube.runs[i, 0, :cube.counts[i, 0]])
+                  for i in range(len(cube.instances)) if cube.counts[i, 0] > 1]
+        text = f"{solver}: {int(runs['converged'].sum())} of {len(runs)} runs reach the " \
+               "final target"
+        if spread:
+            text += f", its ECDF area varies by ±{float(np.mean(spread)):.2f} across seeds"
+        rob.append(text)
+    out.append(Markup("Robustness — {}.").format("; ".join(rob)))
+    others = [f"{v.ruleset} ruleset (budget {v.budget}): {_name_list(v.leaders)}"
+              for v in siblings if v.ruleset != view.ruleset and v.leaders]
+    if others:
+        out.append(Markup("Leaders under the other rulesets — {}.").format("; ".join(others)))
+    defaults = ([view] if view.ruleset == "default" else []) + \
+        [v for v in siblings if v.ruleset == "default"]
+    div: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    seen: set[str] = set()
+    for v in defaults:
+        for rid, solver, res in zip(v.frame["run_id"], v.frame["solver"], v.frame["outcome"],
+                                    strict=True):
+            if rid not in seen:
+                seen.add(rid)
+                total[solver] += 1
+                div[solver] += res == "diverged"
+    diverging = [f"{s} ({div[s]} of {total[s]} runs)"
+                 for s in sorted(div, key=lambda s: (-div[s], s)) if div[s]]
+    if diverging:
+        out.append(Markup("Diverge with their default hyperparameters: {}.").format(
+            ", ".join(diverging)))
+    elif defaults:
+        out.append(Markup("No solver diverges with its default hyperparameters here."))
+    nothing = table.loc[table["score"] == 0, "solver"].tolist()
+    if nothing:
+        out.append(Markup("Reached no rung within the budget: {}.").format(_name_list(nothing)))
+    return out
+
+
+# ------------------------------------------------------------------------ solver pages
+def solver_problem_ranks(frame: pd.DataFrame, solver: str) -> list[dict[str, Any]]:
+    """Per (problem, version, ruleset) that ``solver`` ran: its rank by ECDF area (oracle
+    clock, mean over seeds) among the solvers that ran it, the best area and solver, and its
+    Dolan–Moré ratio of median oracles to the final target to the best one."""
+    rows = []
+    mine = frame[frame["solver"] == solver]
+    for (problem, version, ruleset), _ in mine.groupby(["problem", "problem_version",
+                                                        "ruleset"], sort=True):
+        group = frame[(frame["problem"] == problem) & (frame["problem_version"] == version)
+                      & (frame["ruleset"] == ruleset)]
+        cube = ladder_cube(group, "oracles")
+        areas = {s: float(np.nanmean(cube.runs[0, j, :cube.counts[0, j]]))
+                 for j, s in enumerate(cube.solvers) if cube.counts[0, j]}
+        ordered = sorted(areas.values(), reverse=True)
+        rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
+        best = max(areas, key=lambda s: (areas[s], s == solver))
+        costs = {}
+        for s, runs in group.groupby("solver"):
+            vals = pd.to_numeric(runs["oracles_to_target"], errors="coerce").where(
+                runs["converged"].astype(bool))
+            costs[s] = float(vals.fillna(np.inf).median())
+        finite = [c for c in costs.values() if math.isfinite(c)]
+        ratio = costs[solver] / min(finite) if finite and math.isfinite(costs[solver]) \
+            else math.inf
+        runs = group[group["solver"] == solver]
+        rows.append({"problem": problem, "problem_version": version, "ruleset": ruleset,
+                     "rank": rank, "of": len(areas), "rank_text": f"{rank} of {len(areas)}",
+                     "area": areas[solver], "best_area": areas[best], "best": best,
+                     "ratio": ratio,
+                     "outcomes": _outcomes(len(runs), int(runs["converged"].sum()),
+                                           int((runs["outcome"] == "failed").sum()),
+                                           int((runs["outcome"] == "diverged").sum()))})
+    return rows
+
+
+def final_text(values: Sequence[Any]) -> Any:
+    """Median of finite values; 'diverged' when none is finite (never a NaN number)."""
+    nums = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+    finite = nums[np.isfinite(nums)]
+    if finite.empty:
+        return "diverged" if len(nums) else None
+    return float(finite.median())
+
+
+__all__ = ["TASKS", "View", "Panel", "annotate", "build_views", "registry_problems",
+           "solver_problem_ranks", "summarise", "fmt", "final_text"]
