@@ -233,7 +233,8 @@ def test_compact_records_keep_hits_and_summary():
     hits = {h["iteration"] for h in record["summary"]["ladder_hits"] if h}
     assert hits <= kept and record["trace"][-1]["iteration"] in kept
     assert small["compacted"] == {"trace_rows": len(record["trace"]),
-                                  "kept": len(small["trace"])}
+                                  "kept": len(small["trace"]), "digits": 6}
+    assert compact_record(small, max_rows=5) is small  # idempotent
 
 
 def test_cli_builds_and_prints_the_index(records, tmp_path, capsys):
