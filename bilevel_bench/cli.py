@@ -6,9 +6,12 @@
                       [--budget-iterations K] [--timeout S] [--results DIR] [--workers W]
                       [--threads T] [--memory-limit-gb G] [--hp KEY=VALUE ...] [--no-resume]
                       [--ruleset default|tuned [--trials N] [--tuning-seeds K]]
-                      [--backend local|inline|dask [--address SCHEDULER]]
+                      [--backend local|inline|dask|submitit [--address SCHEDULER]]
+                      [--sandbox]
     bilevel-bench show DIR...
-    bilevel-bench check-solver NAME|path/to/file.py:ClassName
+    bilevel-bench check-solver NAME|path/to/file.py:ClassName [--no-sandbox]
+    bilevel-bench submit RESULTS... -o BUNDLE [--source FILE ...] [--wheel WHEEL ...]
+    bilevel-bench verify BUNDLE [--sample K] [--seed S] [--band B] [-o VERIFICATION]
     bilevel-bench check-problem NAME|path/to/file.py:ClassName
     bilevel-bench leaderboard DIR... -o SITE [--bootstrap B] [--seed S] [--title T]
                               [--no-suites] [--asv ASV_RESULTS ...]
@@ -174,9 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch/BLAS threads per worker (default 1)")
     p.add_argument("--memory-limit-gb", type=positive_float,
                    help="address-space limit per worker in GB (CPU)")
-    p.add_argument("--backend", default="local", choices=["local", "inline", "dask"],
-                   help="local worker processes (default), inline (no isolation), or dask")
-    p.add_argument("--address", help="dask: scheduler address (default: a local cluster)")
+    p.add_argument("--backend", default="local",
+                   choices=["local", "inline", "dask", "submitit"],
+                   help="local worker processes (default), inline (no isolation), dask, or "
+                        "submitit (SLURM; BILEVEL_BENCH_SUBMITIT_CLUSTER=local to try it here)")
+    p.add_argument("--address", help="dask: scheduler address (default: a local cluster); "
+                                     "submitit: log folder (default RESULTS/.submitit)")
+    p.add_argument("--sandbox", action="store_true",
+                   help="run each solver process inside bubblewrap (no network, read-only "
+                        "filesystem but a scratch folder)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="hyperparameter override (repeatable); such runs are recorded under "
                         "the ruleset 'custom', never ranked with the authors' defaults")
@@ -197,7 +206,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-solver", help="check a solver plugin against the contract")
     p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the contained check without bubblewrap (where it is unavailable)")
     p.set_defaults(func=cmd_check_solver)
+
+    p = sub.add_parser("submit", help="pack run records and the solver's source into a bundle")
+    p.add_argument("results", nargs="+", help="folders of run records")
+    p.add_argument("-o", "--output", required=True,
+                   help="bundle: a new folder, or a file ending in .tar.gz")
+    p.add_argument("--source", action="append", default=[], metavar="FILE",
+                   help="solver plugin file the records name (and its helper modules)")
+    p.add_argument("--wheel", action="append", default=[], metavar="WHEEL",
+                   help="wheel of the solver package (other than bilevel-bench)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("verify", help="re-execute a submitted bundle in a sandbox and compare")
+    p.add_argument("bundle", help="bundle folder or .tar.gz from `bilevel-bench submit`")
+    p.add_argument("--sample", type=positive_int, help="re-execute K records (default: all)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="sample seed (default 0)")
+    p.add_argument("--band", type=positive_float, default=3.0,
+                   help="times within this factor are within the band (default 3; reported, "
+                        "never failed)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="parallel worker processes (default 1)")
+    p.add_argument("-o", "--output", help="verdicts file (default BUNDLE/verification.json, "
+                                          "or NAME.verification.json beside an archive)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("check-problem", help="check a problem plugin against the contract")
     p.add_argument("problem", help="registered instance or family name, or "
@@ -217,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asv", action="append", metavar="ASV_RESULTS",
                    help="asv results folder (e.g. .asv/results) whose timings the problem pages "
                         "show beside the records' (repeatable)")
+    p.add_argument("--highlight", action="append", metavar="SOLVER",
+                   help="always draw this solver's curves and mark its rows, e.g. your own "
+                        "(repeatable; a page address may also say ?highlight=NAME)")
     p.set_defaults(func=cmd_leaderboard)
     return parser
 
@@ -274,8 +311,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bilevel_bench.matrix import plan
     from bilevel_bench.results import ensure_writable, load_results
 
-    if args.address and args.backend != "dask":
-        raise ValueError("--address applies to --backend dask")
+    if args.address and args.backend not in ("dask", "submitit"):
+        raise ValueError("--address applies to --backend dask or submitit")
+    if args.sandbox and args.backend == "inline":
+        raise ValueError("--sandbox needs a contained backend (local, dask or submitit), not "
+                         "inline")
     problems = registry.get_suite(args.suite) if args.suite else args.problem
     solvers = args.solver or sorted(registry.solvers())
     hyper = parse_assignments(args.hp)
@@ -304,7 +344,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = ensure_writable(args.results)
     _quiet_worker_warnings()
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
-                             memory_limit_gb=args.memory_limit_gb, address=args.address)
+                             memory_limit_gb=args.memory_limit_gb, address=args.address,
+                             sandbox=args.sandbox, folder=results / ".submitit")
     tasks = the_plan.tasks
     if hyper:  # hand-set hyperparameters are neither the authors' defaults nor tuned
         tasks = [replace(task, ruleset="custom") for task in tasks]
@@ -411,7 +452,34 @@ def cmd_check_solver(args: argparse.Namespace) -> int:
     """``bilevel-bench check-solver``: 0 all checks pass, 1 a check fails, 2 cannot load."""
     from bilevel_bench.conformance import check_solver
 
-    return _report(check_solver(args.solver))
+    return _report(check_solver(args.solver, sandbox=not args.no_sandbox))
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """``bilevel-bench submit``: pack records, solver source and a manifest of sha256s."""
+    from bilevel_bench.submission import submit
+
+    manifest = submit(args.results, args.output, sources=args.source, wheels=args.wheel)
+    for line in manifest.get("skipped", []):
+        print(f"skipped {line}")
+    print(f"{args.output}: {len(manifest['records'])} record(s), source "
+          f"{', '.join(manifest['sources'] + manifest['wheels']) or 'bilevel-bench itself'}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``bilevel-bench verify``: 0 nothing failed, 2 a record is forged or tampered (one
+    ``FAIL`` line per mismatch on stderr), or the sandbox is unavailable."""
+    from bilevel_bench.submission import verify
+
+    _quiet_worker_warnings()
+    result = verify(args.bundle, sample=args.sample, seed=args.seed, band=args.band,
+                    output=args.output, workers=args.workers)
+    for line in result.lines():
+        print(line)
+    for line in result.failure_lines():
+        print(line, file=sys.stderr)
+    return 0 if result.ok else 2
 
 
 def cmd_check_problem(args: argparse.Namespace) -> int:
@@ -437,7 +505,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suites = None if args.no_suites else official_suites()  # never the builder's plugins
     index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
-                       seed=args.seed, title=args.title, asv_results=args.asv)
+                       seed=args.seed, title=args.title, asv_results=args.asv,
+                       highlight=args.highlight or ())
     print(index.resolve())
     return 0
 
