@@ -25,6 +25,7 @@ from typing import Any
 from bilevel_bench.runner import RunTask, execute, finish_record, record_header
 from bilevel_bench.sandbox import (
     MAX_META_BYTES,
+    SANDBOX_DESCRIPTION,
     ProtocolError,
     Template,
     alive,
@@ -38,6 +39,7 @@ from bilevel_bench.sandbox import (
     killed_for_memory,
     killpg,
     oracle_half,
+    require_bwrap,
     safe_str,
     set_child_subreaper,
     set_parent_death_signal,
@@ -117,9 +119,34 @@ def run_contained(task: RunTask, template: Template, emit: Callable[[str, Any], 
                   memory_limit_gb: float | None = None) -> tuple[dict[str, Any], bool]:
     """One run with the solver half in a fresh process forked from ``template`` and the
     evaluation here; returns the record and whether the template is still usable."""
-    from bilevel_bench.runner import Evaluation, error_info
+    from bilevel_bench.runner import Evaluation
 
     evaluation = Evaluation(task, emit)
+    record, healthy = _run_contained(task, template, emit, memory_limit_gb, evaluation)
+    if template.scratch is not None:  # stated by the evaluator, not by the solver process
+        record.setdefault("isolation", {})["sandbox"] = SANDBOX_DESCRIPTION
+        empty_folder(template.scratch)
+    return record, healthy
+
+
+def empty_folder(folder: str) -> None:
+    """Remove everything inside ``folder`` (a run's scratch), keeping the folder."""
+    import shutil
+
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _run_contained(task: RunTask, template: Template, emit: Callable[[str, Any], None],
+                   memory_limit_gb: float | None, evaluation: Any) -> tuple[dict[str, Any], bool]:
+    from bilevel_bench.runner import error_info
+
     if evaluation.failure is not None:
         return evaluation.finish("error", evaluation.failure), True
     problem = evaluation.problem
@@ -282,9 +309,16 @@ def _iterate(tensors: list, problem: Any, device: str) -> tuple[Any, Any]:
 
 
 def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
-                 parent: int) -> None:
+                 parent: int, sandbox: bool = False, python_path: tuple[str, ...] = (),
+                 visible: tuple[str, ...] = ()) -> None:
     """Body of a worker process (the evaluator of its runs): receive tasks, run each one with
-    its solver half in a fresh process forked from the template, stream events, send records."""
+    its solver half in a fresh process forked from the template, stream events, send records.
+    With ``sandbox``, the template is a fresh interpreter inside bubblewrap (with
+    ``python_path`` on its ``PYTHONPATH``, never on the evaluator's), writable only in a
+    scratch folder of this worker that is emptied after each run."""
+    import shutil
+    import tempfile
+
     from bilevel_bench import registry
     from bilevel_bench.provenance import distributions_of, pin_threads
 
@@ -294,9 +328,19 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     registry.problems()  # warm-up, inherited by every solver process
     distributions_of()
-    template = Template(_solver_body, close_fds=[conn.fileno()],
-                        memory_limit_gb=memory_limit_gb)
-    conn.send(("ready", template.pid))  # start-up (imports) does not count against a run
+    scratch = tempfile.mkdtemp(prefix="bilevel-bench-scratch-") if sandbox else None
+    try:
+        template = Template(_solver_body, close_fds=[conn.fileno()],
+                            memory_limit_gb=memory_limit_gb, scratch=scratch,
+                            python_path=python_path, visible=visible)
+        conn.send(("ready", template.pid))  # start-up (imports) does not count against a run
+        _serve(conn, template, memory_limit_gb)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve(conn: Connection, template: Template, memory_limit_gb: float | None) -> None:
     while True:
         task = conn.recv()
         if task is None:
@@ -323,13 +367,16 @@ def _reap_children() -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, threads: int, memory_limit_gb: float | None) -> None:
+    def __init__(self, context: Any, threads: int, memory_limit_gb: float | None,
+                 sandbox: bool = False, python_path: tuple[str, ...] = (),
+                 visible: tuple[str, ...] = ()) -> None:
         self.conn, child = context.Pipe()
         saved = {k: os.environ.get(k) for k in THREAD_VARS}
         os.environ.update({k: str(threads) for k in THREAD_VARS})  # inherited at spawn
         try:
             self.process = context.Process(target=_worker_main, daemon=True,
-                                           args=(child, threads, memory_limit_gb, os.getpid()))
+                                           args=(child, threads, memory_limit_gb, os.getpid(),
+                                                 sandbox, python_path, visible))
             self.process.start()
         finally:
             for key, value in saved.items():
@@ -395,14 +442,20 @@ class LocalPool:
     """A pool of local worker processes with hard per-run timeouts (see module docstring)."""
 
     def __init__(self, workers: int = 1, threads: int = 1,
-                 memory_limit_gb: float | None = None) -> None:
+                 memory_limit_gb: float | None = None, sandbox: bool = False,
+                 python_path: Iterable[str] = (), visible: Iterable[str] = ()) -> None:
         if workers < 1:
             raise ValueError(f"need at least one worker, got {workers}")
+        if sandbox:
+            require_bwrap()
         self.workers, self.threads, self.memory_limit_gb = workers, threads, memory_limit_gb
+        self.sandbox, self.python_path = sandbox, tuple(str(p) for p in python_path)
+        self.visible = tuple(str(p) for p in visible)
         self.context = mp.get_context("spawn")
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.context, self.threads, self.memory_limit_gb)
+        return _Worker(self.context, self.threads, self.memory_limit_gb, self.sandbox,
+                       self.python_path, self.visible)
 
     def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
         """Run the tasks, taking each from ``tasks`` only when a worker is free for it (the
@@ -505,12 +558,30 @@ class LocalPool:
         return None
 
 
-def _run_isolated(task: RunTask, threads: int, memory_limit_gb: float | None) -> dict:
-    """Run one task in a fresh child process of the calling process (used on Dask workers)."""
+def _run_isolated(task: RunTask, threads: int, memory_limit_gb: float | None,
+                  sandbox: bool = False) -> dict:
+    """Run one task in a fresh child process of the calling process, contained as in
+    :class:`LocalPool` (used on Dask workers and in submitit jobs)."""
     records: list[dict] = []
-    LocalPool(workers=1, threads=threads, memory_limit_gb=memory_limit_gb).map(
-        [task], records.append)
+    LocalPool(workers=1, threads=threads, memory_limit_gb=memory_limit_gb, sandbox=sandbox,
+              visible=plugin_folders([task.solver])).map([task], records.append)
     return records[0]
+
+
+def plugin_folders(specs: Iterable[str]) -> list[str]:
+    """The folders of path plugins (``path/to/file.py:Class``), for the sandbox to show."""
+    return sorted({os.path.dirname(os.path.realpath(spec.rpartition(":")[0]))
+                   for spec in specs if ".py:" in spec})
+
+
+def lost_record(task: RunTask, message: str) -> dict[str, Any]:
+    """The record of a run whose remote worker or job was lost before it sent its record."""
+    error = {"type": "WorkerDied", "message": message, "traceback": ""}
+    return finish_record(record_header(task), [], "error", error, 0.0)
+
+
+class NoWorkerError(RuntimeError):
+    """A cluster with no worker left to run the remaining tasks."""
 
 
 class DaskExecutor:
@@ -519,34 +590,85 @@ class DaskExecutor:
     its own child process with the hard timeout of :class:`LocalPool`, and records are written
     on the client side. Start remote workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False``
     (daemonic processes may not start the run's child process) and ``--nthreads 1``.
+
+    ``no_worker_timeout``: when the cluster has had no worker for this many seconds while runs
+    remain, :meth:`map` cancels them and raises :class:`NoWorkerError` (instead of waiting
+    forever); ``connect_timeout`` bounds the connection to the scheduler. A worker that dies
+    takes its runs' processes with it (parent-death signals down the chain); Dask retries
+    the run elsewhere, and a run it gives up on is recorded as an error.
     """
 
     def __init__(self, address: str | None = None, workers: int = 1, threads: int = 1,
-                 memory_limit_gb: float | None = None) -> None:
+                 memory_limit_gb: float | None = None, sandbox: bool = False,
+                 no_worker_timeout: float = 120.0, connect_timeout: float = 30.0) -> None:
         try:
             import dask
             from distributed import Client
         except ImportError as exc:
             raise ValueError("the dask backend needs `pip install 'bilevel-bench[dask]'`") from exc
-        self.threads, self.memory_limit_gb = threads, memory_limit_gb
+        if sandbox:
+            require_bwrap()
+        self.threads, self.memory_limit_gb, self.sandbox = threads, memory_limit_gb, sandbox
+        self.no_worker_timeout = no_worker_timeout
         if address is None:
             from distributed import LocalCluster
 
             with dask.config.set({"distributed.worker.daemon": False}):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                             processes=True, dashboard_address=None)
-            self.client = Client(self.cluster)
+            self.client = Client(self.cluster, timeout=connect_timeout)
         else:
             self.cluster = None
-            self.client = Client(address)
+            try:
+                self.client = Client(address, timeout=connect_timeout)
+            except OSError as exc:
+                raise ValueError(f"cannot reach the Dask scheduler at {address!r} within "
+                                 f"{connect_timeout:g} s: {exc}") from exc
+
+    def _workers(self) -> int:
+        try:
+            return len(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - a scheduler that does not answer has no worker
+            return 0
 
     def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
-        from distributed import as_completed
+        from distributed import wait as dask_wait
 
-        futures = [self.client.submit(_run_isolated, task, self.threads, self.memory_limit_gb,
-                                      pure=False) for task in tasks]
-        for future in as_completed(futures):
-            on_record(future.result())
+        submitted = {}
+        for task in tasks:
+            future = self.client.submit(_run_isolated, task, self.threads,
+                                        self.memory_limit_gb, self.sandbox, pure=False)
+            submitted[future] = task
+        pending = set(submitted)
+        idle_since: float | None = None
+        try:
+            while pending:
+                try:
+                    done, _ = dask_wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+                for future in done:
+                    pending.discard(future)
+                    try:
+                        record = future.result()
+                    except Exception as exc:  # noqa: BLE001 - KilledWorker, a lost worker
+                        record = lost_record(submitted[future], f"the Dask worker running it "
+                                             f"was lost: {type(exc).__name__}: {safe_str(exc)}")
+                    on_record(record)
+                if not pending:
+                    break
+                if self._workers():
+                    idle_since = None
+                    continue
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > self.no_worker_timeout:
+                    raise NoWorkerError(
+                        f"no Dask worker left for {self.no_worker_timeout:g} s with "
+                        f"{len(pending)} run(s) to go: start workers for the scheduler or run "
+                        "again later (recorded runs are kept; the next call resumes)")
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
         self.client.close()
@@ -554,14 +676,90 @@ class DaskExecutor:
             self.cluster.close()
 
 
+class SubmititExecutor:
+    """Runs each task as a SLURM job through submitit (``cluster="local"``: local processes,
+    for tests; ``None``: SLURM where ``sbatch`` exists, else local). In the job, the run is
+    contained as in :class:`LocalPool` (its own process group, parent-death signals, an
+    evaluator outside the solver process, bubblewrap with ``sandbox``); records are written
+    here. ``folder`` keeps submitit's logs and pickles; ``slurm`` passes ``slurm_*``
+    parameters (partition, account...) through."""
+
+    def __init__(self, folder: str | os.PathLike, workers: int = 1, threads: int = 1,
+                 memory_limit_gb: float | None = None, sandbox: bool = False,
+                 cluster: str | None = None, poll: float = 0.5, **slurm: Any) -> None:
+        try:
+            import submitit
+        except ImportError as exc:
+            raise ValueError("the submitit backend needs `pip install "
+                             "'bilevel-bench[slurm]'`") from exc
+        if sandbox:
+            require_bwrap()
+        self.threads, self.memory_limit_gb, self.sandbox = threads, memory_limit_gb, sandbox
+        self.poll = poll
+        self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        params: dict[str, Any] = {"cpus_per_task": threads, "tasks_per_node": 1, "nodes": 1,
+                                  "name": "bilevel-bench", **slurm}
+        if memory_limit_gb:
+            params["mem_gb"] = memory_limit_gb * 1.25 + 1  # the evaluator beside the solver
+        if self.executor.cluster == "slurm":
+            params["slurm_array_parallelism"] = workers
+        self.executor.update_parameters(**params)
+
+    def map(self, tasks: Iterable[RunTask], on_record: OnRecord) -> None:
+        jobs = []
+        for task in tasks:
+            # the job's limit: the run's hard timeout (its evaluation on top) plus start-up
+            self.executor.update_parameters(timeout_min=int(task.hard_timeout() * 2 / 60) + 5)
+            jobs.append((task, self.executor.submit(_run_isolated, task, self.threads,
+                                                    self.memory_limit_gb, self.sandbox)))
+        try:
+            while jobs:
+                still = []
+                for task, job in jobs:
+                    if not job.done():
+                        still.append((task, job))
+                        continue
+                    try:
+                        record = job.result()
+                    except Exception as exc:  # noqa: BLE001 - a failed or killed job
+                        record = lost_record(task, f"the submitit job {job.job_id} failed: "
+                                             f"{type(exc).__name__}: "
+                                             f"{safe_str(exc).splitlines()[0][:500]}")
+                    on_record(record)
+                jobs = still
+                if jobs:
+                    time.sleep(self.poll)
+        finally:
+            for _task, job in jobs:
+                try:
+                    job.cancel(check=False)
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def close(self) -> None:
+        pass
+
+
 def make_executor(backend: str = "local", workers: int = 1, threads: int = 1,
-                  memory_limit_gb: float | None = None, address: str | None = None) -> Any:
-    """An executor by name: ``inline``, ``local`` (default) or ``dask``."""
+                  memory_limit_gb: float | None = None, address: str | None = None,
+                  sandbox: bool = False, folder: str | os.PathLike | None = None,
+                  visible: Iterable[str] = ()) -> Any:
+    """An executor by name: ``inline``, ``local`` (default), ``dask`` or ``submitit``
+    (``address``, else ``folder``: its log folder; ``BILEVEL_BENCH_SUBMITIT_CLUSTER=local``
+    runs its jobs as local processes)."""
     if backend == "inline":
+        if sandbox:
+            raise ValueError("--sandbox needs a contained backend (local, dask or submitit)")
         return InlineExecutor(threads=threads)
     if backend == "local":
-        return LocalPool(workers=workers, threads=threads, memory_limit_gb=memory_limit_gb)
+        return LocalPool(workers=workers, threads=threads, memory_limit_gb=memory_limit_gb,
+                         sandbox=sandbox, visible=visible)
     if backend == "dask":
         return DaskExecutor(address=address, workers=workers, threads=threads,
-                            memory_limit_gb=memory_limit_gb)
-    raise ValueError(f"unknown backend {backend!r}: choose inline, local or dask")
+                            memory_limit_gb=memory_limit_gb, sandbox=sandbox)
+    if backend == "submitit":
+        return SubmititExecutor(address or folder or ".submitit", workers=workers,
+                                threads=threads, memory_limit_gb=memory_limit_gb,
+                                sandbox=sandbox,
+                                cluster=os.environ.get("BILEVEL_BENCH_SUBMITIT_CLUSTER") or None)
+    raise ValueError(f"unknown backend {backend!r}: choose inline, local, dask or submitit")

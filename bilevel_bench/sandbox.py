@@ -29,8 +29,10 @@ import gc
 import json
 import math
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +41,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
+
+from bilevel_bench.errors import BenchError
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -229,8 +233,17 @@ class Template:
     forks one solver process per run and kills everything a run leaves behind."""
 
     def __init__(self, body: Callable[[Connection], None], close_fds: Iterable[int] = (),
-                 memory_limit_gb: float | None = None) -> None:
+                 memory_limit_gb: float | None = None, scratch: str | None = None,
+                 python_path: Iterable[str] = (), visible: Iterable[str] = ()) -> None:
         mine, theirs = socket.socketpair()
+        self.process: subprocess.Popen | None = None
+        self.scratch = scratch
+        if scratch is not None:  # a fresh interpreter inside bubblewrap (see bwrap_command)
+            self._start_sandboxed(body, theirs, memory_limit_gb, scratch, list(python_path),
+                                  list(visible))
+            self.conn = Connection(mine.detach())
+            self._await_sandbox()
+            return
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the template
@@ -276,10 +289,79 @@ class Template:
         except OSError:
             pass
         self.conn.close()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.stderr.close()
+            return
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+
+    def _start_sandboxed(self, body: Callable[[Connection], None], theirs: socket.socket,
+                         memory_limit_gb: float | None, scratch: str,
+                         python_path: list[str], visible: list[str]) -> None:
+        fd = theirs.fileno()
+        entry = f"{body.__module__}:{body.__qualname__}"
+        code = "from bilevel_bench.sandbox import template_entry; template_entry()"
+        env = {**os.environ, "TMPDIR": scratch, SANDBOX_ENV: "bwrap"}
+        env["PYTHONPATH"] = os.pathsep.join([*python_path, os.environ.get("PYTHONPATH", "")]
+                                            ).strip(os.pathsep)
+        import tempfile
+
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the template
+        self.process = subprocess.Popen(
+            [*bwrap_command(scratch, [*python_path, *visible]), sys.executable, "-c", code,
+             str(fd), entry, str(memory_limit_gb or 0)], pass_fds=[fd], env=env,
+            stdin=subprocess.DEVNULL, stderr=self.stderr, start_new_session=False)
+        theirs.close()
+        self.pid = self.process.pid
+
+    def _await_sandbox(self, timeout: float = 300.0) -> None:
+        """Wait for the sandboxed template's start-up (imports, registry) to finish."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not self.conn.poll(0.1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                self.stderr.seek(0)
+                tail = self.stderr.read()[-2000:].decode(errors="replace").strip()
+                raise SandboxError(f"the sandboxed run template did not start (exit code "
+                                   f"{self.process.poll()}): {tail.splitlines()[-1:] or ''}")
+        kind, _ = self.conn.recv()
+        assert kind == "ready", kind
+
+
+def template_entry() -> None:
+    """Main of a template started in a fresh interpreter inside bubblewrap (``-c`` argv: the
+    socket's fd, the body as ``module:function``, the memory limit in GB or 0). Warms up like a
+    worker (registry, distributions), says ``ready``, then serves as :func:`_template_main`."""
+    import importlib
+
+    fd, entry, memory = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    conn = Connection(fd)
+    parent = os.getppid()
+    set_parent_death_signal(signal.SIGTERM, expected_parent=parent)
+    from bilevel_bench import registry
+    from bilevel_bench.provenance import distributions_of, pin_threads
+
+    pin_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    registry.problems()
+    distributions_of()
+    module, _, name = entry.partition(":")
+    body = getattr(importlib.import_module(module), name)
+    conn.send(("ready", os.getpid()))
+    code = 0
+    try:
+        _template_main(conn, parent, body, memory or None)
+    except BaseException:  # noqa: BLE001
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _template_main(conn: Connection, parent: int, body: Callable[[Connection], None],
@@ -346,6 +428,61 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
             conn.send(("cleaned", max(killed, 0)))
         elif kind == "exit":
             die()
+
+
+# ------------------------------------------------------------------------- bubblewrap
+#: set in the environment of a sandboxed template (and so of its solver processes)
+SANDBOX_ENV = "BILEVEL_BENCH_SANDBOX"
+#: how a record describes the sandbox
+SANDBOX_DESCRIPTION = ("bubblewrap: no network, read-only filesystem except the run's scratch "
+                       "folder and a private /tmp")
+
+
+class SandboxError(BenchError):
+    """The bubblewrap sandbox is unavailable or not permitted here (or failed to start)."""
+
+
+def bwrap_command(scratch: str, visible: Iterable[str] = ()) -> list[str]:
+    """The bubblewrap prefix of a sandboxed command: the whole filesystem read-only, a fresh
+    /dev, /proc and /tmp, ``scratch`` writable, no network, killed with its parent. The
+    ``visible`` folders (plugin files, a bundle's source) stay readable where they lie under
+    /tmp."""
+    exe = shutil.which("bwrap") or "bwrap"
+    binds = []
+    for folder in dict.fromkeys(os.path.realpath(v) for v in visible):
+        if os.path.isdir(folder):
+            binds += ["--ro-bind", folder, folder]
+    return [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            *binds, "--bind", scratch, scratch, "--unshare-net", "--die-with-parent"]
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot be used here (None: it can). Probed once per process with
+    ``bwrap --ro-bind / / true`` and then with the sandbox's own options."""
+    if shutil.which("bwrap") is None:
+        return ("the sandbox needs bubblewrap, which is not installed (Debian: apt-get install "
+                "bubblewrap)")
+    probes = [["bwrap", "--ro-bind", "/", "/", "true"],
+              [*bwrap_command(os.path.realpath(os.getcwd())), "true"]]
+    for probe in probes:
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"bubblewrap cannot run here: {exc}"
+        if done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            return (f"bubblewrap is not permitted here ({why[0]}): it needs unprivileged user "
+                    "namespaces (sysctl kernel.unprivileged_userns_clone=1) or root")
+    return None
+
+
+def require_bwrap() -> None:
+    """Raise :class:`SandboxError` (one line) where bubblewrap is unavailable."""
+    problem = bwrap_problem()
+    if problem:
+        raise SandboxError(problem)
 
 
 # ------------------------------------------------------------------------- the oracle half
