@@ -235,12 +235,18 @@ def read_record(path: str | Path, root: str | Path | None = None) -> tuple[dict 
         return None, f"malformed record: {type(exc).__name__}: {exc}"
 
 
+#: JSON files of a submission bundle (bilevel_bench.submission) that are not run records
+NOT_RECORDS = frozenset({"manifest.json", "verification.json"})
+
+
 def _record_files(root: Path) -> Iterator[Path]:
-    """``*.json`` files under ``root``: no hidden folders, symlinked folders not entered."""
+    """``*.json`` files under ``root``: no hidden folders, symlinked folders not entered, a
+    bundle's ``manifest.json`` and ``verification.json`` left out."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(".json") and not name.startswith(".tmp-"):
+            if name.endswith(".json") and not name.startswith(".tmp-") \
+                    and name not in NOT_RECORDS:
                 yield Path(folder) / name
 
 

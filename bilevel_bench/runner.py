@@ -202,8 +202,41 @@ def record_header(task: RunTask) -> dict[str, Any]:
         "hardware": hardware(task.device, task.threads), "versions": versions(),
         "git_revision": git_revision(),
         "budget": {**asdict(budget), "timeout": task.hard_timeout()},
+        "task": task_fields(task),
         "status": "error", "error": None, "trace": [], "summary": {},
     }
+
+
+def task_fields(task: RunTask) -> dict[str, Any]:
+    """The task of a record (to re-execute it: ``bilevel-bench verify``), with the solver spec
+    stripped of directories like the rest of the record."""
+    fields = asdict(task)
+    fields["solver"] = _spec_name(task.solver)
+    fields["budget"] = asdict(task.resolved_budget())
+    return fields
+
+
+def task_from_record(record: dict[str, Any]) -> RunTask:
+    """The task a record was run from (its ``task`` field; for older records, rebuilt from
+    the problem, solver, seed, hyperparameters, device, budget and ruleset fields)."""
+    fields = record.get("task")
+    if not isinstance(fields, dict):
+        budget = dict(record.get("budget") or {})
+        fields = {"problem": record["problem"]["name"], "solver": record["solver"].get(
+                      "spec", record["solver"]["name"]), "seed": record["seed"],
+                  "hyperparameters": record["solver"].get("hyperparameters", {}),
+                  "device": record["device"].get("type", "cpu"), "budget": budget,
+                  "timeout": budget.get("timeout"), "ruleset": record.get("ruleset", "default"),
+                  "threads": record["device"].get("threads", 1),
+                  "checkpoints_per_decade": record.get("checkpoints_per_decade")}
+    known = {f for f in RunTask.__dataclass_fields__}
+    fields = {k: v for k, v in fields.items() if k in known}
+    budget = fields.get("budget")
+    if isinstance(budget, dict):
+        fields["budget"] = Budget(**{k: budget.get(k) for k in ("seconds", "oracle_cost",
+                                                                 "iterations")})
+    fields["hyperparameters"] = dict(fields.get("hyperparameters") or {})
+    return RunTask(**fields)
 
 
 def _spec_name(spec: str) -> str:
