@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-solver", help="check a solver plugin against the contract")
     p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
     p.add_argument("--no-sandbox", action="store_true",
-                   help="run the contained check without bubblewrap (where it is unavailable)")
+                   help="run the contained check without bubblewrap (default: inside it "
+                        "where it is available)")
     p.set_defaults(func=cmd_check_solver)
 
     p = sub.add_parser("submit", help="pack run records and the solver's source into a bundle")
@@ -307,7 +308,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     """``bilevel-bench run``: plan, validate everything, then run with a progress bar."""
     from bilevel_bench import registry
-    from bilevel_bench.executors import make_executor
+    from bilevel_bench.executors import make_executor, plugin_folders
     from bilevel_bench.matrix import plan
     from bilevel_bench.results import ensure_writable, load_results
 
@@ -345,7 +346,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _quiet_worker_warnings()
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
                              memory_limit_gb=args.memory_limit_gb, address=args.address,
-                             sandbox=args.sandbox, folder=results / ".submitit")
+                             sandbox=args.sandbox, folder=results / ".submitit",
+                             visible=plugin_folders(solvers))
     tasks = the_plan.tasks
     if hyper:  # hand-set hyperparameters are neither the authors' defaults nor tuned
         tasks = [replace(task, ruleset="custom") for task in tasks]

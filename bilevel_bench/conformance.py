@@ -109,10 +109,20 @@ def _trap_evaluation(problem: BilevelProblem) -> None:
     problem.evaluate = trap  # type: ignore[method-assign]
 
 
+def _oracle_problem(entry: registry.ProblemEntry, seed: int) -> BilevelProblem:
+    """The problem as the runner's solver process holds it: its oracle half only (test data,
+    exact LL solutions and the evaluation methods replaced by stand-ins that say what was
+    touched), with ``evaluate`` trapped."""
+    from bilevel_bench.sandbox import oracle_half
+
+    problem = oracle_half(entry.make(seed=seed))[0]
+    _trap_evaluation(problem)
+    return problem
+
+
 def _run(cls: type[Solver], entry: registry.ProblemEntry, seed: int, params: dict,
          steps: int = STEPS) -> tuple[Solver, BilevelProblem, Oracles, list]:
-    problem = entry.make(seed=seed)
-    _trap_evaluation(problem)
+    problem = _oracle_problem(entry, seed)
     solver, oracles = start_solver(problem, cls, params, seed)
     iterates = []
     for _ in range(steps):
@@ -122,9 +132,19 @@ def _run(cls: type[Solver], entry: registry.ProblemEntry, seed: int, params: dic
     return solver, problem, oracles, iterates
 
 
-def check_solver(spec: str) -> Report:
-    """Run every check on the solver named by ``spec``; never raises for plugin faults."""
+def check_solver(spec: str, sandbox: bool = True) -> Report:
+    """Run every check on the solver named by ``spec``; never raises for plugin faults. The
+    checks in this process see only the oracle half of each problem; one more check runs the
+    solver as the runner does (a fresh solver process holding the oracle half, the evaluation
+    in another process; inside bubblewrap with ``sandbox`` where it is available, else
+    contained without it, and the check's message says why)."""
     report = Report(spec)
+    unsandboxed = ""
+    if sandbox:
+        from bilevel_bench.sandbox import bwrap_problem
+
+        unsandboxed = bwrap_problem() or ""
+        sandbox = not unsandboxed
     try:
         cls = registry.load_object(spec) if registry.is_path_spec(spec) else \
             registry.get_solver(spec)
@@ -158,7 +178,32 @@ def check_solver(spec: str) -> Report:
                 report.add(label, False, str(exc))
             except Exception as exc:  # a plugin fault is a failed check, not a crash
                 report.add(label, False, f"raised {type(exc).__name__}: {exc}")
+        passed, message = _contained_run(spec, entry, sandbox)
+        report.add(f"contained run [{entry.name}]", passed,
+                   message + (f" ({unsandboxed})" if unsandboxed else ""))
     return report
+
+
+def _contained_run(spec: str, entry: registry.ProblemEntry, sandbox: bool) -> tuple[bool, str]:
+    """A short run through the runner's containment (:class:`~bilevel_bench.executors.
+    LocalPool`): fails with the record's error (e.g. what evaluation-only part it touched)."""
+    from bilevel_bench.executors import LocalPool, plugin_folders
+    from bilevel_bench.problem import Budget
+    from bilevel_bench.runner import RunTask
+
+    task = RunTask(entry.name, spec, seed=0, budget=Budget(seconds=10.0, iterations=4 * STEPS),
+                   timeout=60.0)
+    records: list[dict] = []
+    LocalPool(workers=1, sandbox=sandbox, visible=plugin_folders([spec])).map(
+        [task], records.append)
+    record = records[0]
+    where = "in a bubblewrap sandbox" if sandbox else "without a sandbox"
+    if record["status"] in ("error", "timeout", "oom"):
+        error = record.get("error") or {}
+        return False, (f"{record['status']} {where}: {error.get('type')}: "
+                       f"{str(error.get('message'))[:500]}")
+    return True, f"{record['status']} after {record['summary'].get('iterations')} iterations " \
+                 f"{where}"
 
 
 def _checks(cls: type[Solver], entry: registry.ProblemEntry) -> list[tuple[str, Callable]]:
@@ -197,9 +242,8 @@ def _checks(cls: type[Solver], entry: registry.ProblemEntry) -> list[tuple[str, 
         return ""
 
     def no_mutation_no_leak() -> str:
-        problem = entry.make(seed=0)
+        problem = _oracle_problem(entry, 0)
         before = {k: v.clone() for k, v in problem.data_tensors().items()}
-        _trap_evaluation(problem)
         solver, oracles = start_solver(problem, cls, defaults, 0)
         for _ in range(STEPS):
             solver.step()
