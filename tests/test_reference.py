@@ -70,8 +70,11 @@ def test_a_method_that_moves_x_along_grad_x_f_only_is_not_run_where_f_ignores_x(
 #: ``reference`` on at least 2 of 3 seeds within the instance's default budget
 OWN_PAPERS = [
     ("svm-ho-wdbc", "blocc"), ("svm-ho-wdbc", "pbgd-free"), ("svm-ho-wdbc", "alt-pbgd"),
-    ("hyper-cleaning-digits", "aid-cg"),
+    ("hyper-cleaning-digits", "aid-cg"), ("hyper-cleaning-digits", "f2sa"),
     ("hyper-cleaning-digits-mlp", "aid-neumann"),
+    ("vpbgd-toy", "v-pbgd"), ("bome-toy", "bome"), ("pbgd-free-counterexample", "alt-pbgd"),
+    ("blocc-toy1", "lv-hba"), ("quadratic-small", "aid-cg"),
+    pytest.param("blocc-toy2", "alt-pbgd", marks=pytest.mark.slow),
     pytest.param("svm-ho-wdbc", "lv-hba", marks=pytest.mark.slow),
     pytest.param("svm-ho-diabetes", "blocc", marks=pytest.mark.slow),
     pytest.param("svm-ho-lvhba-diabetes", "blocc", marks=pytest.mark.slow),
