@@ -25,4 +25,5 @@ def test_dask_cluster_runs_a_matrix_with_isolation(tmp_path):
         executor.close()
     frame = load_results(tmp_path).set_index("solver")
     assert list(frame.loc["aid-cg", "status"]) == ["converged", "converged"]
-    assert frame.loc["killed", "status"] == "oom"  # the Dask worker itself survived the kill
+    # a SIGKILL far from the memory limit is an error, not oom; the Dask worker survived it
+    assert frame.loc["killed", "status"] == "error"
