@@ -1,0 +1,176 @@
+"""Our SOBA and StocBiO vs a jit-compiled JAX implementation of them, on quadratic-benchopt.
+
+Side by side in one run, interleaved repeats, threads pinned to 1 (OMP/MKL/OpenBLAS, torch,
+XLA's Eigen pool), CPU time of this process (``time.process_time``), float64 on both sides,
+both started from our instance's data and initial point (seed 0). Printed per algorithm:
+
+* the replay check: our run and the JAX run on the very mini-batches ours drew (max |diff| of
+  the iterates after a few iterations; the two are the same algorithm when this is ~1e-15);
+* per-iteration CPU time, ours (our solver's ``step`` on counted oracles, as in the runner:
+  sampling, counting and all) and JAX (``iterations`` steps in one compiled call, fresh batches
+  drawn with numpy for each call, their cost included), and the ratio ours / JAX (median of the
+  repeats, min-max);
+* with ``--compiled``, the same for our solver's compiled fast path (``compiled = True``) when
+  it has one;
+* the JAX compile time (lower + compile of the whole run) and the break-even number of
+  iterations N* = compile / (ours - JAX per iteration): ours is faster end to end below N*.
+
+Usage (jax is not a dependency of the package; install it into the venv to run this)::
+
+    .venv/bin/pip install jax jaxlib
+    python benchmarks/bench_jax_reference.py [--repeats 5] [--compiled]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                           " intra_op_parallelism_threads=1").strip()
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax_reference as jr  # noqa: E402
+
+if not jr.available:
+    print("bench_jax_reference: skipped, jax is not installed (.venv/bin/pip install jax jaxlib)")
+    raise SystemExit(0)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bilevel_bench.oracles import Oracles  # noqa: E402
+from bilevel_bench.registry import get_problem, get_solver  # noqa: E402
+
+torch.set_num_threads(1)
+
+PROBLEM = "quadratic-benchopt"
+
+
+def make_ours(name: str, seed: int = 0, compiled: bool = False, record: bool = False):
+    """(problem, x0, y0, solver, recorded batches) with our solver initialised as the runner
+    does; ``record`` keeps every mini-batch drawn, per level, in draw order."""
+    problem = get_problem(PROBLEM).make(seed=seed)
+    oracles = Oracles(problem)
+    recorded: dict[str, list] = {"f": [], "g": []}
+    if record:
+        draw = oracles.sample_batch
+
+        def sample_batch(level, size, generator):
+            out = draw(level, size, generator)
+            recorded[level].append(out.clone())
+            return out
+
+        oracles.sample_batch = sample_batch
+    generator = torch.Generator().manual_seed(seed)
+    x0, y0 = problem.init(generator)
+    solver = get_solver(name)()
+    if compiled:
+        solver.compiled = True
+    solver.init(oracles, x0, y0, generator)
+    return problem, x0, y0, solver, recorded
+
+
+def replay_check(name: str, data: dict, iterations: int) -> float:
+    """Max |ours - JAX| over the iterates after ``iterations`` steps on our batches."""
+    _, x0, y0, solver, rec = make_ours(name, record=True)
+    for _ in range(iterations):
+        solver.step()
+    x0, y0 = jnp.asarray(x0.numpy()), jnp.asarray(y0.numpy())
+    bg, bf = (torch.stack(rec[k]).numpy() for k in ("g", "f"))
+    if name == "soba":
+        out = jr.run_soba_on_batches(data, x0, y0, bg, bf)
+        ours = (solver.x, solver.y, solver.v)
+    else:
+        d_, q_ = solver.inner_steps, solver.neumann_steps
+        bg = bg.reshape(iterations, d_ + q_ + 1, -1)
+        out = jr.run_stocbio_on_batches(data, x0, y0, bg[:, :d_], bf, bg[:, d_:d_ + q_],
+                                        bg[:, -1])
+        ours = (solver.x, solver.y)
+    return max(float(np.abs(np.asarray(a) - b.numpy()).max()) for a, b in zip(out, ours,
+                                                                               strict=True))
+
+
+def jax_runner(name: str, data: dict, iterations: int):
+    """(run: ``iterations`` JAX steps from our initial point on fresh batches, compile CPU
+    seconds). The batches are drawn in each run (numpy epoch permutations), so their cost is
+    in the JAX time as ours is in our solver's."""
+    _, x0, y0, _, _ = make_ours(name)
+    start_point = (data, jnp.asarray(x0.numpy()), jnp.asarray(y0.numpy()))
+    rng = np.random.default_rng(0)
+    if name == "soba":
+        fn, draw = jr.run_soba_on_batches, jr.soba_batches
+    else:
+        fn, draw = jr.run_stocbio_on_batches, jr.stocbio_batches
+    start = time.process_time()
+    compiled = fn.lower(*start_point, *draw(data, rng, iterations)).compile()
+    seconds = time.process_time() - start
+    return (lambda: jax.block_until_ready(compiled(*start_point, *draw(data, rng, iterations)))
+            ), seconds
+
+
+def per_iteration_ours(name: str, iterations: int, compiled: bool = False) -> float:
+    *_, solver, _ = make_ours(name, compiled=compiled)
+    for _ in range(3):  # warm-up (first kernels; the compiled path's compile)
+        solver.step()
+    start = time.process_time()
+    for _ in range(iterations):
+        solver.step()
+    return (time.process_time() - start) / iterations
+
+
+def per_iteration_jax(run, iterations: int) -> float:
+    start = time.process_time()
+    run()
+    return (time.process_time() - start) / iterations
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f}x ({min(values):.1f}-{max(values):.1f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time our solvers' compiled fast path")
+    args = parser.parse_args()
+    problem = get_problem(PROBLEM).make(seed=0)
+    data = jr.problem_data(problem)
+    print(f"{PROBLEM}, float64, torch {torch.__version__}, jax {jax.__version__}, 1 thread, "
+          f"CPU time, median (min-max) of {args.repeats} interleaved repeats\n")
+    settings = {"soba": (200, 5000, 20), "stocbio": (20, 500, 5)}  # ours, JAX, replay iterations
+    for name, (n_ours, n_jax, n_replay) in settings.items():
+        print(f"{name}: replay on our batches, {n_replay} iterations: max |ours - JAX| = "
+              f"{replay_check(name, data, n_replay):.1e}")
+        run, compile_s = jax_runner(name, data, n_jax)
+        run()  # warm-up
+        variants = [("eager", False)] + ([("compiled", True)] if args.compiled else [])
+        times: dict[str, list[float]] = {v: [] for v, _ in variants} | {"jax": []}
+        for _ in range(args.repeats):
+            times["jax"].append(per_iteration_jax(run, n_jax))
+            for variant, flag in variants:
+                times[variant].append(per_iteration_ours(name, n_ours, flag))
+        t_jax = statistics.median(times["jax"])
+        print(f"  JAX: {t_jax * 1e6:8.1f} us / iteration, compile {compile_s:.2f} s CPU")
+        for variant, _ in variants:
+            ratios = [a / b for a, b in zip(times[variant], times["jax"], strict=True)]
+            t_ours = statistics.median(times[variant])
+            gain = t_ours - t_jax
+            even = f"{compile_s / gain:,.0f}" if gain > 0 else "never (ours is faster)"
+            print(f"  ours ({variant}): {t_ours * 1e6:8.1f} us / iteration, ours / JAX "
+                  f"{summary(ratios)}; ours is faster end to end below N* = {even} iterations")
+        print()
+
+
+if __name__ == "__main__":
+    main()
