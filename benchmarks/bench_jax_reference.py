@@ -12,8 +12,10 @@ both started from our instance's data and initial point (seed 0). Printed per al
   repeats, min-max);
 * with ``--compiled``, the same for our solver's compiled fast path (``compiled = True``) when
   it has one;
-* the JAX compile time (lower + compile of the whole run) and the break-even number of
-  iterations N* = compile / (ours - JAX per iteration): ours is faster end to end below N*.
+* the JAX compile time (lower + compile of the whole run), our fixed cost (the first 3 steps
+  beyond 3 iterations: the compile for the compiled path; the largest over the repeats, the
+  first one in the process) and the run lengths for which ours is faster end to end (fixed
+  cost + iterations x per-iteration time).
 
 Usage (jax is not a dependency of the package; install it into the venv to run this)::
 
@@ -118,14 +120,30 @@ def jax_runner(name: str, data: dict, iterations: int):
             ), seconds
 
 
-def per_iteration_ours(name: str, iterations: int, compiled: bool = False) -> float:
+def per_iteration_ours(name: str, iterations: int, compiled: bool = False
+                       ) -> tuple[float, float]:
+    """(CPU seconds per iteration, fixed cost: CPU of the 3 warm-up steps beyond 3 iterations,
+    the compile for the compiled path)."""
     *_, solver, _ = make_ours(name, compiled=compiled)
+    start = time.process_time()
     for _ in range(3):  # warm-up (first kernels; the compiled path's compile)
         solver.step()
+    warm_up = time.process_time() - start
     start = time.process_time()
     for _ in range(iterations):
         solver.step()
-    return (time.process_time() - start) / iterations
+    per_iteration = (time.process_time() - start) / iterations
+    return per_iteration, max(warm_up - 3 * per_iteration, 0.0)
+
+
+def break_even(fixed_ours: float, per_ours: float, fixed_jax: float, per_jax: float) -> str:
+    """Iterations below which ours is faster end to end (fixed cost + iterations)."""
+    if per_ours <= per_jax:
+        return "every run length" if fixed_ours <= fixed_jax else \
+            f"runs above {(fixed_ours - fixed_jax) / (per_jax - per_ours):,.0f} iterations"
+    if fixed_ours >= fixed_jax:
+        return "no run length"
+    return f"runs below {(fixed_jax - fixed_ours) / (per_ours - per_jax):,.0f} iterations"
 
 
 def per_iteration_jax(run, iterations: int) -> float:
@@ -154,21 +172,31 @@ def main() -> None:
               f"{replay_check(name, data, n_replay):.1e}")
         run, compile_s = jax_runner(name, data, n_jax)
         run()  # warm-up
-        variants = [("eager", False)] + ([("compiled", True)] if args.compiled else [])
+        has_fast_path = hasattr(get_solver(name), "compiled")
+        variants = [("eager", False)] + ([("compiled", True)] if args.compiled and has_fast_path
+                                         else [])
         times: dict[str, list[float]] = {v: [] for v, _ in variants} | {"jax": []}
+        fixed: dict[str, list[float]] = {v: [] for v, _ in variants}
         for _ in range(args.repeats):
             times["jax"].append(per_iteration_jax(run, n_jax))
             for variant, flag in variants:
-                times[variant].append(per_iteration_ours(name, n_ours, flag))
+                per_iteration, fixed_cost = per_iteration_ours(name, n_ours, flag)
+                times[variant].append(per_iteration)
+                fixed[variant].append(fixed_cost)
         t_jax = statistics.median(times["jax"])
         print(f"  JAX: {t_jax * 1e6:8.1f} us / iteration, compile {compile_s:.2f} s CPU")
         for variant, _ in variants:
             ratios = [a / b for a, b in zip(times[variant], times["jax"], strict=True)]
-            t_ours = statistics.median(times[variant])
-            gain = t_ours - t_jax
-            even = f"{compile_s / gain:,.0f}" if gain > 0 else "never (ours is faster)"
+            t_ours, c_ours = statistics.median(times[variant]), max(fixed[variant])
+            even = break_even(c_ours, t_ours, compile_s, t_jax)
             print(f"  ours ({variant}): {t_ours * 1e6:8.1f} us / iteration, ours / JAX "
-                  f"{summary(ratios)}; ours is faster end to end below N* = {even} iterations")
+                  f"{summary(ratios)}, fixed cost {c_ours:.2f} s; ours faster end to end for "
+                  f"{even}")
+            if variant == "compiled":
+                t_eager = statistics.median(times["eager"])
+                print(f"    compiled / eager {t_ours / t_eager:.2f} per iteration; the compile "
+                      f"pays after {break_even(0.0, t_eager, c_ours, t_ours).split()[-2]} "
+                      "iterations")
         print()
 
 

@@ -375,6 +375,40 @@ class Oracles:
         jy = torch.zeros(m, *y.shape, **zeros) if jy is None else jy
         return h.detach(), jx, jy
 
+    # ------------------------------------------------------------ compiled fast paths
+    def uncounted(self, level: str) -> Callable:
+        """``level``'s function (``f`` or ``g``: ``(x, y, batch) -> value``), uncounted, for a
+        compiled fast path (``torch.compile``/``torch.func`` cannot trace the counting).
+        Such a path must keep the counts exact: measure the counts of one call of the eager
+        step it replaces with :meth:`measure_counts`, then :meth:`add_counts` them for each
+        compiled call (valid while every call makes the same passes on same-sized batches)."""
+        return self._problem_level(level)
+
+    @contextlib.contextmanager
+    def measure_counts(self) -> Iterator[dict[str, float]]:
+        """Counts of the passes made in this block, as a dict (filled on exit) that
+        :meth:`add_counts` takes; they are also counted as usual (not when paused). Measured
+        on a fresh active counter, so a paused counter does not hide them."""
+        outer, delta = self.counter, {}
+        self.counter = OracleCounter()
+        try:
+            yield delta
+        finally:
+            inner, self.counter = self.counter, outer
+        delta.update({k: v for k, v in inner.counts.items() if v}, samples=inner.samples)
+        self.add_counts(delta)
+
+    def add_counts(self, delta: Mapping[str, float]) -> None:
+        """Add counts measured by :meth:`measure_counts` (nothing when paused)."""
+        counter = self.counter
+        if counter.active:
+            counter._pending = None
+            for key, value in delta.items():
+                if key == "samples":
+                    counter.samples += int(value)
+                else:
+                    counter.counts[key] += value
+
     def _problem_level(self, level: str) -> Callable:
         if level == "f":
             return self._problem.f

@@ -70,3 +70,13 @@ def test_jax_reference_replays_our_iterates(name, steps):
         ours = (solver.x, solver.y)
     for a, b in zip(out, ours, strict=True):
         np.testing.assert_allclose(np.asarray(a), b.numpy(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("problem", ["quadratic-small", "quadratic-benchopt"])
+def test_compiled_soba_counts_and_iterates_match_eager(problem):
+    eager, eager_oracles, *_ = run_ours("soba", 12, problem)
+    fast, fast_oracles, *_ = run_ours("soba", 12, problem, compiled=True)
+    assert fast.compiled and fast._fast is not None  # the compiled path ran, no fallback
+    assert fast_oracles.counter.snapshot() == eager_oracles.counter.snapshot()
+    for a, b in ((fast.x, eager.x), (fast.y, eager.y), (fast.v, eager.v)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
