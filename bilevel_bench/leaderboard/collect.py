@@ -14,6 +14,7 @@ plugins, other versions) are shown as "unofficial" with what their records say.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -193,6 +194,36 @@ def _officialise(record: dict[str, Any], row: dict[str, Any],
     return "", info
 
 
+def verifications(root: Path) -> dict[str, dict[str, Any]]:
+    """run id -> the entry of a ``verification.json`` (written by ``bilevel-bench verify``)
+    found under ``root``; unreadable files are ignored (their runs stay self-reported)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.rglob("*verification.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        entries = data.get("records") if isinstance(data, dict) else None
+        if isinstance(entries, dict):
+            out.update({str(k): v for k, v in entries.items() if isinstance(v, dict)})
+    return out
+
+
+def verification_of(entry: dict[str, Any] | None, path: Path) -> str:
+    """``verified`` only when ``verify`` re-executed the run and the record file is the one it
+    checked (same sha256); ``failed`` when re-execution disagreed; else ``self-reported``."""
+    if not entry:
+        return "self-reported"
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "self-reported"
+    if entry.get("sha256") != digest:
+        return "self-reported"
+    return {"verified": "verified", "failed": "failed"}.get(entry.get("verdict"),
+                                                           "self-reported")
+
+
 def collect(inputs: Sequence[str | Path],
             official: dict[str, dict[str, Any]] | None = None) -> Collection:
     """Read every ``*.json`` under the input directories; ``official`` is the registry's
@@ -205,6 +236,7 @@ def collect(inputs: Sequence[str | Path],
     solvers: dict[tuple[str, str], dict[str, Any]] = {}
     seen: dict[str, str] = {}
     for root in map(Path, inputs):
+        verdicts = verifications(root)
         for path, record, reason in iter_records(root):
             shown = str(Path(root.name) / path.relative_to(root))
             if record is None:
@@ -230,6 +262,7 @@ def collect(inputs: Sequence[str | Path],
                 skipped.append((shown, f"malformed record: {type(exc).__name__}: {exc}"))
                 continue
             row["official"] = bool(info.get("official"))
+            row["verification"] = verification_of(verdicts.get(run_id), path)
             seen[run_id] = shown
             row["trace"], row["path"] = len(traces), shown
             rows.append(row)

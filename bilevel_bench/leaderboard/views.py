@@ -357,7 +357,9 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
         runs=("run_id", "size"), reached=("converged", "mean"),
         diverged=("outcome", lambda s: int((s == "diverged").sum())),
         failed=("outcome", lambda s: int((s == "failed").sum())),
-        statuses=("status", lambda s: status_mix(list(s))))
+        statuses=("status", lambda s: status_mix(list(s))),
+        verified=("verification", lambda s: int((s == "verified").sum()))
+        if "verification" in part else ("run_id", lambda s: 0))
     metrics = sorted(part["primary_metric"].unique())
     finals = {}
     if len(metrics) == 1:
@@ -372,6 +374,8 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                      "outcomes": _outcomes(int(s["runs"]), int(s["reached"] * s["runs"] + 0.5),
                                            int(s["failed"]), int(s["diverged"])),
                      "statuses": s["statuses"], "runs": int(s["runs"]),
+                     "verified": (f"{int(s['verified'])} of {int(s['runs'])} verified"
+                                  if s["verified"] else "self-reported"),
                      "final": finals.get(rec["solver"])})
     unit = "oracle cost" if clock == "oracles" else f"solver CPU s, {hardware}"
     columns = [
@@ -397,6 +401,9 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
         Column("instances", "Instances run", "int", detail=True),
         Column("runs", "Runs", "int", detail=True),
         Column("statuses", "Statuses", detail=True),
+        Column("verified", "Verification", detail=True,
+               tip="runs re-executed by `bilevel-bench verify` with identical results; the "
+                   "others are self-reported"),
     ]
     tid = f"rank-{slug(clock, hardware, *sorted(part['run_id'])[:3], len(part))}"
     out = Table(tid, f"Ranking by ECDF area — {unit}", columns, rows)
