@@ -50,6 +50,12 @@ class LogUniform:
         value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         return round(value) if self.integer else value
 
+    def at(self, u: float) -> float | int:
+        """The value at quantile ``u`` in [0, 1) (log-linear; quasi-random search)."""
+        value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        value = min(max(value, self.low), self.high)
+        return round(value) if self.integer else value
+
     def contains(self, value: Any) -> bool:
         return isinstance(value, int | float) and self.low <= value <= self.high
 
@@ -67,6 +73,13 @@ class Uniform:
             return rng.randint(int(self.low), int(self.high))
         return rng.uniform(self.low, self.high)
 
+    def at(self, u: float) -> float | int:
+        """The value at quantile ``u`` in [0, 1) (quasi-random search)."""
+        if self.integer:
+            count = int(self.high) - int(self.low) + 1
+            return int(self.low) + min(int(u * count), count - 1)
+        return self.low + u * (self.high - self.low)
+
     def contains(self, value: Any) -> bool:
         return isinstance(value, int | float) and self.low <= value <= self.high
 
@@ -79,6 +92,11 @@ class Choice:
 
     def sample(self, rng: random.Random) -> Any:
         return rng.choice(list(self.values))
+
+    def at(self, u: float) -> Any:
+        """The value at quantile ``u`` in [0, 1) (equal cells; quasi-random search)."""
+        values = list(self.values)
+        return values[min(int(u * len(values)), len(values) - 1)]
 
     def contains(self, value: Any) -> bool:
         return value in self.values
@@ -187,6 +205,27 @@ class Solver:
             key: spec.space.sample(rng) if spec.space is not None else spec.default
             for key, spec in cls.hyperparameters.items()
         }
+
+    @classmethod
+    def search_dimensions(cls) -> list[str]:
+        """The tuned hyperparameters (those with a search space), in declaration order: the
+        coordinates of :meth:`hyperparameters_at`."""
+        return [key for key, spec in cls.hyperparameters.items() if spec.space is not None]
+
+    @classmethod
+    def hyperparameters_at(cls, point: Sequence[float]) -> dict[str, Any]:
+        """The configuration at a point of the unit cube [0, 1)^d, one coordinate per
+        :meth:`search_dimensions` (each mapped by its space's ``at``: log-linear for
+        :class:`LogUniform`); defaults for untuned parameters. Quasi-random search feeds this
+        with a scrambled low-discrepancy sequence (:mod:`bilevel_bench.tuning`)."""
+        keys = cls.search_dimensions()
+        if len(point) != len(keys):
+            raise ValueError(f"solver {cls.name!r}: a point of its search space has "
+                             f"{len(keys)} coordinates ({', '.join(keys)}), got {len(point)}")
+        config = cls.defaults()
+        for key, u in zip(keys, point, strict=True):
+            config[key] = cls.hyperparameters[key].space.at(float(u))
+        return config
 
     @classmethod
     def missing_requirements(cls) -> dict[str, str]:

@@ -5,9 +5,17 @@
   (:attr:`bilevel_bench.Solver.references`: the authors' published settings, or the
   configuration that froze the instance's target), with its source; a pair without one is not
   run (:func:`reference_tasks` says why).
-* ``tuned``: per problem instance, a fixed number of trials drawn from the solver's declared
-  search space (trial 0 is the defaults; the draws are seeded by problem, solver and trial), each
-  run on *tuning seeds* that are disjoint from the evaluation seeds. The configuration chosen is
+* ``tuned``: per problem instance, a stated budget of ``trials`` configurations (CLI
+  ``--trials``, default 8) from the solver's declared search space, each run on *tuning seeds*
+  that are disjoint from the evaluation seeds. Trial 0 is the defaults; trials 1 .. N-1 are the
+  first N-1 points of a scrambled Sobol sequence (quasi-random: evenly spread over the space,
+  unlike independent draws, which leave holes and clusters at 8-16 trials) in the unit cube of
+  the tuned hyperparameters, scrambled with a seed from (problem, solver), so the trials are the
+  same on any machine and differ between problems. Each coordinate maps to its hyperparameter
+  through its space (:meth:`bilevel_bench.Solver.hyperparameters_at`): log-linearly for the
+  log-uniform spaces of step sizes, penalties and loop lengths, so a trial budget covers every
+  order of magnitude; untuned hyperparameters (e.g. the step rule ``safe_steps``) keep their
+  defaults. The configuration chosen is
   the best by the mean area under the target-ladder ECDF on the oracle clock (partial progress
   counts; machine-independent, so the choice is the same on any machine), then success rate,
   then median final primary metric, on the tuning runs; the ladder and the primary metric are
@@ -23,8 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -56,13 +64,36 @@ def reference_tasks(tasks: Sequence[RunTask]) -> tuple[list[RunTask], list[tuple
     return out, missing
 
 
+def _scramble_seed(problem: str, solver: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{problem}|{solver}".encode()).digest()[:8], "big")
+
+
+def quasi_random_points(dimensions: int, count: int, seed: int) -> list[list[float]]:
+    """The first ``count`` points of a scrambled Sobol sequence in [0, 1)^dimensions (Owen
+    scrambling with ``seed``; :class:`scipy.stats.qmc.Sobol`)."""
+    if count <= 0:
+        return []
+    if dimensions == 0:
+        return [[] for _ in range(count)]
+    from scipy.stats import qmc
+
+    sampler = qmc.Sobol(dimensions, scramble=True, seed=seed)
+    with warnings.catch_warnings():  # balance properties need 2^m points; a prefix is fine
+        warnings.simplefilter("ignore", UserWarning)
+        return sampler.random(count).tolist()
+
+
 def trial_configurations(solver: str, problem: str, trials: int) -> list[dict[str, Any]]:
-    """``trials`` configurations: the defaults, then seeded draws from the search space."""
+    """``trials`` configurations: the defaults, then the first ``trials - 1`` points of the
+    scrambled Sobol sequence of (problem, solver) mapped into the search space."""
     cls = registry.get_solver(solver)
+    points = quasi_random_points(len(cls.search_dimensions()), trials - 1,
+                                 _scramble_seed(problem, cls.name))
     configs = [cls.defaults()]
-    for trial in range(1, trials):
-        digest = hashlib.sha256(f"{problem}|{cls.name}|{trial}".encode()).digest()
-        configs.append(cls.sample_hyperparameters(random.Random(digest)))
+    for point in points:
+        config = cls.hyperparameters_at(point)
+        if config not in configs:  # (a solver without tuned hyperparameters: defaults only)
+            configs.append(config)
     return configs
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
+
+import pytest
 
 from bilevel_bench.cli import main
 from bilevel_bench.matrix import plan
+from bilevel_bench.registry import get_solver
 from bilevel_bench.tuning import TUNING_SEED_OFFSET, _score, trial_configurations, tuning_tasks
 
 
@@ -24,14 +28,44 @@ def test_tuning_seeds_are_disjoint_from_evaluation_seeds():
     assert {t.seed for t in trials} == {TUNING_SEED_OFFSET, TUNING_SEED_OFFSET + 1}
 
 
-def test_score_prefers_success_then_speed():
-    def rec(converged, t, final):
-        return {"summary": {"converged": converged, "time_to_target": t, "final": {"m": final}},
+def test_score_prefers_ladder_area_then_success():
+    def rec(costs, converged=True, final=0.0):
+        hits = [{"oracle_cost": c} if c is not None else None for c in costs]
+        return {"summary": {"converged": converged, "ladder_hits": hits, "final": {"m": final}},
                 "problem": {"primary_metric": "m"}}
-    fast = [rec(True, 1.0, 0.0), rec(True, 2.0, 0.0)]
-    slow = [rec(True, 5.0, 0.0), rec(True, 6.0, 0.0)]
-    flaky = [rec(True, 0.1, 0.0), rec(False, None, 1.0)]
-    assert _score(fast) < _score(slow) < _score(flaky)
+    fast = [rec([10, 100]), rec([20, 200])]
+    slow = [rec([1e3, 1e5]), rec([2e3, 2e5])]
+    partial = [rec([10, None], converged=False, final=1.0)] * 2  # one rung of two, early
+    nothing = [rec([None, None], converged=False, final=2.0)] * 2
+    assert _score(fast) < _score(slow) < _score(nothing)
+    assert _score(partial) < _score(nothing)  # partial progress counts
+
+
+def test_trials_are_quasi_random_and_log_scaled():
+    """16 Sobol points: each tuned coordinate has exactly one point per sixteenth of its
+    (log-)range, so 16 trials span every order of magnitude of every step size."""
+    cls = get_solver("lv-hba")
+    configs = trial_configurations("lv-hba", "lvhba-toy", 17)[1:]
+    assert len(configs) == 16
+    for key in cls.search_dimensions():
+        space = cls.hyperparameters[key].space
+        cells = sorted(int(16 * (math.log(c[key]) - math.log(space.low))
+                           / (math.log(space.high) - math.log(space.low))) for c in configs)
+        assert cells == list(range(16)), key
+    assert all(c["safe_steps"] is True for c in configs)  # untuned: the default rule
+
+
+def test_hyperparameters_at_maps_the_unit_cube():
+    cls = get_solver("blocc")
+    keys = cls.search_dimensions()
+    low = cls.hyperparameters_at([0.0] * len(keys))
+    assert low["gamma"] == 1.0 and low["dual_steps"] == 1 and low["accelerated"] is False
+    high = cls.hyperparameters_at([0.999999] * len(keys))
+    assert high["gamma"] == pytest.approx(100.0, rel=1e-4) and high["accelerated"] is True
+    mid = cls.hyperparameters_at([0.5] * len(keys))
+    assert mid["gamma"] == pytest.approx(10.0)  # log-midpoint of [1, 100]
+    with pytest.raises(ValueError, match="coordinates"):
+        cls.hyperparameters_at([0.5])
 
 
 def test_tuned_run_uses_the_best_tuning_configuration(tmp_path, capsys):
