@@ -15,6 +15,14 @@ beta; shared solver with BLOCC), and the x-gradient gains gamma grad_x h^T (mu_y
 
 Defaults: the authors' toy notebook (P2) gamma = 15, step 0.01 for x; LL steps 0.1, K = 10,
 T = 10, beta = 0.01 [choice of this package: not stated for ALT-PBGD].
+
+Default step rule (``safe_steps = True``, version 2): the LL steps are capped, once at the start,
+at the stability limits of their own updates (``inner_loops.stable_max_min_steps``):
+eta_gamma <= 1/L(f/gamma + g), eta_g <= 1/L(g) (curvatures in y by power iteration on gradient
+differences) and, with coupled constraints, beta <= 1 / (K eta |dh/dy|^2) for each of the two
+max-min problems. Inactive on the toys; on SVM HO (curvature of f ~3e3, |dh/dy|^2 ~3e3) the
+published toy steps diverge at iteration 1 and the caps take over. ``safe_steps = False`` runs
+the steps as given (the reference configurations).
 Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f.
 """
 
@@ -27,7 +35,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class ALTPBGD(PenaltyMethodBase, Solver):
     name = "alt-pbgd"
-    version = "1.0"
+    version = "2.0"
     citation = "Jiang, Xiao, Chen, Chen, Efficient Penalty-Based Bilevel Methods: Improved " \
                "Analysis, Novel Updates, and Flatness Condition, arXiv:2511.16796"
     needs = frozenset()
@@ -40,22 +48,32 @@ class ALTPBGD(PenaltyMethodBase, Solver):
         "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "K"),
         "dual_lr": Hyperparameter(0.01, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
         "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
+        "safe_steps": Hyperparameter(True, None, "cap the steps at their stability limits "
+                                     "estimated at the start (False: as given)"),
     }
 
     references = {
+        "blocc-toy": Reference(
+            dict(gamma=15.0, lr=0.01, inner_lr=0.1, inner_lr_g=0.1, inner_steps=10,
+                 dual_lr=0.01, dual_steps=10),
+            "no published setting for this toy: the defaults (gamma 15 as in arXiv:2511.16796), "
+            "which reach its target"),
         "pbgd-free-counterexample": Reference(
-            dict(gamma=15.0, lr=0.01, inner_lr=0.1, inner_lr_g=0.1, inner_steps=10),
+            dict(safe_steps=False, gamma=15.0, lr=0.01, inner_lr=0.1, inner_lr_g=0.1,
+                 inner_steps=10),
             "PBGD_Free negative_toy_example.ipynb: gamma 15, step 0.01"),
-        "svm-ho": Reference(dict(gamma=15.0, lr=0.005, inner_lr=0.005, inner_lr_g=0.005,
-                                 dual_lr=0.001, dual_steps=10, inner_steps=5),
+        "svm-ho": Reference(dict(safe_steps=False, gamma=15.0, lr=0.005, inner_lr=0.005,
+                                 inner_lr_g=0.005, dual_lr=0.001, dual_steps=10, inner_steps=5),
                             "PBGD-Free / ALT-PBGD repositories, SVM: gamma 15, UL step 0.005, "
                             "T 10 x Ty 5, primal 0.005, dual 0.001 (arXiv:2511.16796)"),
     }
 
     def init(self, problem, x0, y0, generator):
         self._init_state(problem, x0, y0)
+        self.steps_F = self._stable_steps(1.0 / self.gamma, self.inner_lr, self.dual_lr)
+        self.steps_g = self._stable_steps(0.0, self.inner_lr_g, self.dual_lr)
 
     def step(self):
-        self._track_penalised(self.inner_lr, self.dual_lr)
-        self._track_ll(self.inner_lr_g, self.dual_lr)
+        self._track_penalised(*self.steps_F)
+        self._track_ll(*self.steps_g)
         self._penalty_step(self.lr)

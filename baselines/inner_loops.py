@@ -10,7 +10,10 @@
   implicit-differentiation linear system  grad^2_yy g . v = grad_y f;
 * :func:`unrolled_hypergradient`: reverse-mode differentiation through T LL steps (ITD);
 * :func:`project_onto_constraints`: Euclidean projection of (x, y) onto {h <= 0} intersected
-  with the boxes (exact for h affine), for LV-HBA.
+  with the boxes (exact for h affine), for LV-HBA;
+* :func:`curvature_estimate`, :func:`constraint_gain`, :func:`stable_max_min_steps`: the
+  scale-aware step rule of the penalty methods (``safe_steps``): every step capped at the
+  stability limit of its own update, estimated once at the start.
 """
 
 from __future__ import annotations
@@ -66,6 +69,115 @@ def projected_gradient_descent_y(
         _, grad = weighted_grad(problem, x, y, f_weight, 1.0, None, bf, bg, wrt="y")
         y = problem.project_y(x, y - lr * grad)
     return y
+
+
+# ------------------------------------------------------------ scale-aware steps
+def curvature_estimate(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    f_weight: float = 0.0,
+    g_weight: float = 1.0,
+    wrt: str = "y",
+    iterations: int = 10,
+) -> float:
+    """Largest positive curvature lambda_max (0 if none) of  phi = f_weight f + g_weight g  at
+    (x, y), in y (``wrt="y"``) or jointly in (x, y) (``wrt="xy"``): the local Lipschitz
+    constant of grad phi along the directions where gradient descent can overshoot, which bounds
+    a stable gradient step on phi by 2 / lambda_max (negative curvature does not make a descent
+    step unstable).
+
+    First order only (any problem): power iteration on gradient differences,
+    Hv ~ (grad phi(z + eps v) - grad phi(z)) / eps with eps = eps_dtype^(1/3) (1 + rms(z)), from
+    a fixed pseudo-random direction (its own generator: the run's random stream is untouched),
+    ``iterations`` products; when the dominant eigenvalue is negative (Rayleigh quotient < 0),
+    as many more products with H + s I, s its magnitude, to find lambda_max. Returns 0.0 when
+    phi has no positive curvature or the estimate is not finite (then nothing is capped).
+    Cost: ``iterations`` + 1 gradients of each level with a non-zero weight (twice as many
+    products when the shift is needed).
+    """
+    z = y.reshape(-1) if wrt == "y" else torch.cat([x.reshape(-1), y.reshape(-1)])
+    if z.numel() == 0:
+        return 0.0
+    nx = x.numel()
+
+    def grad(w: torch.Tensor) -> torch.Tensor:
+        if wrt == "y":
+            _, gy = weighted_grad(problem, x, w.reshape(y.shape), f_weight, g_weight, wrt="y")
+            return gy.reshape(-1)
+        gx, gy = weighted_grad(problem, w[:nx].reshape(x.shape), w[nx:].reshape(y.shape),
+                               f_weight, g_weight, wrt="xy")
+        return torch.cat([gx.reshape(-1), gy.reshape(-1)])
+
+    eps = float(torch.finfo(z.dtype).eps) ** (1 / 3) * (1.0 + float(z.norm()) / z.numel() ** 0.5)
+    base = grad(z)
+
+    def dominant(shift: float) -> float:
+        """Rayleigh quotient of H + shift I after power iteration (NaN if not finite)."""
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        v = torch.randn(z.numel(), generator=gen, dtype=torch.float64).to(z.dtype).to(z.device)
+        v = v / v.norm()
+        quotient = 0.0
+        for _ in range(iterations):
+            hv = (grad(z + eps * v) - base) / eps + shift * v
+            quotient = float(v @ hv)
+            norm = float(hv.norm())
+            if not (norm < float("inf")):  # NaN or inf
+                return float("nan")
+            if norm == 0.0:
+                break
+            v = hv / norm
+        return quotient
+
+    top = dominant(0.0)
+    if not top == top:
+        return 0.0
+    if top >= 0:
+        return top
+    shifted = dominant(-top) + top  # lambda_max of H: dominant of H + |top| I, minus |top|
+    return max(shifted, 0.0) if shifted == shifted else 0.0
+
+
+def constraint_gain(problem: Oracles, x: torch.Tensor, y: torch.Tensor) -> float:
+    """|dh/dy|_2^2 at (x, y), the squared spectral norm of the constraint Jacobian in y (0 when
+    there are no coupled constraints): how strongly the multipliers act on y and back.
+    Cost: one value and one (batched) gradient pass of h."""
+    if not problem.n_constraints:
+        return 0.0
+    _, _, jy = problem.jacobian_h(x, y)
+    jac = jy.reshape(jy.shape[0], -1).to(torch.float64)
+    return float(torch.linalg.matrix_norm(jac, ord=2)) ** 2
+
+
+def stable_max_min_steps(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    f_weight: float,
+    primal_lr: float,
+    dual_lr: float,
+    primal_steps: int,
+) -> tuple[float, float]:
+    """The ``safe_steps`` rule for the (warm-started) max-min solver of
+    f_weight f + g + mu^T h (:func:`lagrangian_max_min`; plain gradient descent on
+    f_weight f + g without constraints), at the start (x, y):
+
+        primal step  tau  = min(primal_lr, 1 / L),       L = curvature of f_weight f + g in y
+        dual step    beta = min(dual_lr, 1 / (K tau |dh/dy|^2))
+
+    (:func:`curvature_estimate`, :func:`constraint_gain`). 1/L is half the stability limit of
+    gradient descent; after K primal steps of size tau, y moves by at most K tau |dh/dy| per
+    unit change of mu, so the dual ascent sees a curvature of at most K tau |dh/dy|^2 and beta
+    is half its stability limit. The published steps are kept where they are below the caps
+    (every toy of the registry); on problems whose f is a sum over many samples (SVM HO: a
+    curvature of 10^3 at the start) the caps take over.
+    Cost: 11 gradients of g (and of f when f_weight != 0), one Jacobian pass of h.
+    """
+    curvature = curvature_estimate(problem, x, y, f_weight, 1.0)
+    tau = min(primal_lr, 1.0 / curvature) if curvature > 0 else primal_lr
+    gain = constraint_gain(problem, x, y) * max(int(primal_steps), 1) * tau
+    beta = min(dual_lr, 1.0 / gain) if gain > 0 else dual_lr
+    return tau, beta
 
 
 # ---------------------------------------------------- coupled constraints (BLOCC)
@@ -407,6 +519,16 @@ class PenaltyMethodBase:
         zeros = torch.zeros(m, dtype=problem.dtype, device=problem.device) if m else None
         self.mu_y = zeros
         self.mu_z = None if zeros is None else zeros.clone()
+
+    def _stable_steps(self, f_weight: float, primal_lr: float,
+                      dual_lr: float) -> tuple[float, float]:
+        """(primal, dual) steps of the max-min solver on f_weight f + g + mu^T h: as given, or
+        capped by :func:`stable_max_min_steps` at the current (x, y) when the solver's
+        ``safe_steps`` is on."""
+        if not getattr(self, "safe_steps", False):
+            return primal_lr, dual_lr
+        return stable_max_min_steps(self.problem, self.x, self.y, f_weight, primal_lr, dual_lr,
+                                    self.inner_steps)
 
     def _track_penalised(self, lr: float, dual_lr: float, accelerated: bool = False) -> None:
         """Warm-started max-min (or plain GD) on f/gamma + g (+ mu^T h)."""

@@ -16,6 +16,13 @@ grad_y f = 10) the method converges to x = 0 instead of x* = -5, as the paper pr
 
 Defaults: toy notebook (P2) gamma = 15, steps 0.01, K = 1; coupled (SVM repo) T = 10 dual
 rounds with dual step 0.001 (the SVM repo also uses K = 5, steps 0.005).
+
+Default step rule (``safe_steps = True``, version 2): the LL steps are capped, once at the start,
+at the stability limits of their own updates (``inner_loops.stable_max_min_steps``):
+eta_gamma <= 1/L(f/gamma + g) (curvature in y by power iteration on gradient differences) and,
+with coupled constraints, beta <= 1 / (K eta_gamma |dh/dy|^2). Inactive on the toys; on SVM HO
+(curvature of f ~3e3 at the start) the published steps diverge and the caps take over.
+``safe_steps = False`` runs the steps as given (the reference configurations).
 Oracle cost per iteration (uncoupled): K gradients of g, K + 1 gradients of f.
 """
 
@@ -28,7 +35,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class PBGDFree(PenaltyMethodBase, Solver):
     name = "pbgd-free"
-    version = "1.0"
+    version = "2.0"
     citation = "Jiang, Xiao, Chen, Chen, Beyond Value Functions: Single-Loop Bilevel " \
                "Optimization under Flatness Conditions, NeurIPS 2025, arXiv:2507.20400"
     needs = frozenset({"ul_x_gradient"})  # x <- x - eta grad_x f: nothing else moves x
@@ -40,19 +47,22 @@ class PBGDFree(PenaltyMethodBase, Solver):
         "inner_steps": Hyperparameter(1, LogUniform(1, 100, integer=True), "K"),
         "dual_lr": Hyperparameter(0.001, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
         "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
+        "safe_steps": Hyperparameter(True, None, "cap the steps at their stability limits "
+                                     "estimated at the start (False: as given)"),
     }
 
     references = {
-        "svm-ho": Reference(dict(gamma=15.0, lr=0.005, inner_lr=0.005, dual_lr=0.001,
-                                 dual_steps=10, inner_steps=5),
+        "svm-ho": Reference(dict(safe_steps=False, gamma=15.0, lr=0.005, inner_lr=0.005,
+                                 dual_lr=0.001, dual_steps=10, inner_steps=5),
                             "PBGD-Free repository, SVM: gamma 15, UL step 0.005, T 10 x Ty 5, "
                             "primal 0.005, dual 0.001 (arXiv:2507.20400)"),
     }
 
     def init(self, problem, x0, y0, generator):
         self._init_state(problem, x0, y0)
+        self.steps_F = self._stable_steps(1.0 / self.gamma, self.inner_lr, self.dual_lr)
 
     def step(self):
-        self._track_penalised(self.inner_lr, self.dual_lr)
+        self._track_penalised(*self.steps_F)
         grad_x, _ = self.problem.grad("f", self.x, self.y, wrt="x")
         self.x = self.problem.project_x(self.x - self.lr * grad_x)

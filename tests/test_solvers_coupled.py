@@ -43,7 +43,9 @@ def test_pbgd_free_coupled_reaches_its_value_function_free_fixed_point():
 
 
 def test_lv_hba_solves_blocc_toy_feasibly():
-    solver_obj, _, metrics = run("blocc-toy2", "lv-hba", 1000, 1)
+    # the authors' toy steps as given: the default rule scales them by 0.8 here (the curvature
+    # of f/c_0 at this start, 311, puts alpha = 0.008 above 2/L), which ends in another basin
+    solver_obj, _, metrics = run("blocc-toy2", "lv-hba", 1000, 1, safe_steps=False)
     assert abs(float(solver_obj.solution()[0]) - 0.9862) < 5e-3
     assert metrics["ul_gap"] < 1e-4
     assert metrics["constraint_violation"] < 1e-10
@@ -55,7 +57,8 @@ def test_lv_hba_solves_blocc_toy_feasibly():
 # y away from theta at rate alpha/gamma_1, needs alpha of the order of eta. With the authors'
 # gamma = 10 that leaves eta < 5e-4; their published eta = 0.01 grows the iterates, as their
 # script does when re-run (the multiplier oscillates between its clip values +-1000).
-LVHBA_STABLE = dict(gamma1=0.1, gamma2=0.1, eta=1 / 30, alpha=0.05, c0=0.3, c_power=0.75)
+LVHBA_STABLE = dict(gamma1=0.1, gamma2=0.1, eta=1 / 30, alpha=0.05, c0=0.3, c_power=0.75,
+                    safe_steps=False)
 
 
 def _relative_distance(x):
@@ -79,6 +82,19 @@ def test_lv_hba_approaches_the_optimum_of_its_own_toy(seed):
 
 
 def test_lv_hba_published_toy_steps_do_not_converge():
-    solver_obj, _, metrics = run("lvhba-toy", "lv-hba", 1500, 0)  # authors' defaults
+    # the authors' toy steps as given (the defaults without the safe_steps cap)
+    solver_obj, _, metrics = run("lvhba-toy", "lv-hba", 1500, 0, safe_steps=False)
     assert _relative_distance(solver_obj.solution()[0]) > 1.0
     assert metrics["ul_gap"] > 10.0
+
+
+def test_lv_hba_default_step_rule_is_stable_on_its_toy():
+    # safe_steps scales the steps by eta_max / eta, eta_max = a / (a^2 + |dh/dy|^2) = 0.1 / 400.01
+    solver_obj, _, metrics = run("lvhba-toy", "lv-hba", 1500, 0)
+    scale = 0.1 / (0.01 + 400.0) / 0.01
+    assert solver_obj.eta == pytest.approx(0.01 * scale, rel=1e-3)
+    assert (solver_obj.alpha, solver_obj.beta) == pytest.approx((0.008 * scale, 0.02 * scale),
+                                                                rel=1e-3)
+    x, y = solver_obj.solution()
+    assert bool(torch.isfinite(x).all() and torch.isfinite(y).all())
+    assert metrics["ul_gap"] < 100.0 and metrics["constraint_violation"] < 1e-10
