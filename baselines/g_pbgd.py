@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import linear_ramp
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class GPBGD(Solver):
@@ -34,6 +34,12 @@ class GPBGD(Solver):
         "lr": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "joint step alpha"),
         "gamma_init": Hyperparameter(0.0, None, "penalty at iteration 0 when ramping"),
         "gamma_ramp_steps": Hyperparameter(0, None, "iterations of the linear ramp (0: none)"),
+    }
+
+    references = {
+        "vpbgd-toy": Reference(dict(gamma=10.0, lr=0.005),
+                               "the V-PBGD toy's gamma 10 with the step that converges in each "
+                               "basin (lr 0.02 oscillates: the penalty's curvature is ~160)"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bilevel_bench_baselines.inner_loops import linear_ramp, projected_gradient_descent_y
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class VPBGD(Solver):
@@ -34,6 +34,11 @@ class VPBGD(Solver):
         "inner_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T"),
         "gamma_init": Hyperparameter(0.0, None, "penalty at iteration 0 when ramping"),
         "gamma_ramp_steps": Hyperparameter(0, None, "iterations of the linear ramp (0: none)"),
+    }
+
+    references = {
+        "vpbgd-toy": Reference(dict(gamma=10.0, lr=0.01, inner_lr=0.1, inner_steps=10),
+                               "arXiv:2302.05185 toy: gamma 10, alpha 0.01"),
     }
 
     def init(self, problem, x0, y0, generator):
