@@ -7,6 +7,10 @@ arXiv:2010.07962 (AID-BiO). Per outer iteration k:
     v ~= [grad^2_yy g(x, y)]^{-1} grad_y f(x, y)               N CG steps, warm-started from v_{k-1}
     x <- Proj_X(x - alpha (grad_x f(x, y) - grad^2_xy g(x, y) v))
 
+Version 1.1: CG stops at a numerically zero curvature along its search direction (a singular
+LL Hessian, e.g. the BOME toy's free y_2; ``inner_loops.conjugate_gradient``) instead of taking
+an unbounded step (version 1.0 overflowed there at iteration 2).
+
 Oracle cost per iteration: D + 1 gradients of g (one with create_graph), N (+1 for the initial
 residual) Hessian-vector products and one Jacobian-vector product of g, one gradient of f.
 """
@@ -23,7 +27,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class AIDCG(Solver):
     name = "aid-cg"
-    version = "1.0"
+    version = "1.1"
     citation = "Ji, Yang, Liang, Bilevel Optimization: Convergence Analysis and Enhanced " \
                "Design, ICML 2021, arXiv:2010.07962"
     needs = frozenset({"second_order"})

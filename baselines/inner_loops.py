@@ -261,7 +261,12 @@ def conjugate_gradient(
 ) -> torch.Tensor:
     """``steps`` iterations of CG on operator(v) = rhs from ``start`` (operator SPD).
 
-    Stops early once the residual norm is below ``tol`` times the norm of ``rhs``.
+    Stops early once the residual norm is below ``tol`` times the norm of ``rhs``, and (keeping
+    the current iterate) at a breakdown: when the curvature along the search direction is not
+    positive, or is numerically zero, p.Ap <= 1e-8 |p| |Ap| (the direction lies in the null
+    space of a singular operator, e.g. an LL whose solution set is not a singleton; for an SPD
+    operator p.Ap >= |p| |Ap| 2 sqrt(kappa) / (1 + kappa), so this needs kappa > 4e16). Without
+    it the step rr / p.Ap is unbounded there and the iterate overflows.
     """
     v = start.clone()
     r = rhs - operator(v)
@@ -273,7 +278,7 @@ def conjugate_gradient(
             break
         Ap = operator(p)
         curvature = p @ Ap
-        if curvature <= 0:  # not positive definite along p: stop with the current iterate
+        if curvature <= 1e-8 * p.norm() * Ap.norm():  # not positive definite along p: stop
             break
         alpha = rr / curvature
         v = v + alpha * p
