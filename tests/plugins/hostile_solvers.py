@@ -163,12 +163,17 @@ class DoubleFork(_Base):
 
     def init(self, problem, x0, y0, generator):
         super().init(problem, x0, y0, generator)
+        ready_r, ready_w = os.pipe()
         if os.fork() == 0:
             os.setsid()
             if os.fork() == 0:
                 note_pid("daemon")
+                os.write(ready_w, b"1")  # noted before the run may end (no race in the test)
                 time.sleep(3600)
             os._exit(0)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        os.close(ready_w)
 
 
 class ExitsEarly(_Base):
