@@ -90,8 +90,9 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     (:func:`~bilevel_bench.leaderboard.views.registry_problems`), False treats every recorded
     problem as official. Records of other problems are shown under "unofficial".
     ``highlight``: solver names drawn in every plot (besides the leaders)."""
-    asv = _asv_tables(asv_results or [])
     everything = collect(inputs)
+    paged = set(everything.frame["solver"]) if len(everything.frame) else set()
+    asv = _asv_tables(asv_results or [], paged)
     meta = registry_problems() if official is True else (None if official is False
                                                           else dict(official))
     hidden = everything.frame["ruleset"].isin(UNRANKED) if len(everything.frame) else []
@@ -208,8 +209,9 @@ def _problem_pages(data: Collection, instances: pd.DataFrame,
                         .get("task")}
 
 
-def _asv_tables(paths: Sequence[str | Path]) -> dict[str, Table]:
-    """Per problem, the asv figures (:mod:`bilevel_bench.asv_import`) of each solver."""
+def _asv_tables(paths: Sequence[str | Path], paged: set[str]) -> dict[str, Table]:
+    """Per problem, the asv figures (:mod:`bilevel_bench.asv_import`) of each solver; a solver
+    links to its page only when it has one (``paged``: solvers with run records)."""
     if not paths:
         return {}
     frame = latest_figures(pd.concat([load_asv_results(p) for p in paths], ignore_index=True))
@@ -219,7 +221,8 @@ def _asv_tables(paths: Sequence[str | Path]) -> dict[str, Table]:
                ("track_final_gap", "Final ul_gap (asv)")]
     tables = {}
     for problem, rows in frame.groupby("problem", sort=True):
-        records = [{**r, "solver_href": solver_href(r["solver"]), "commit": r["commit"][:8],
+        records = [{**r, "solver_href": solver_href(r["solver"]) if r["solver"] in paged
+                    else None, "commit": r["commit"][:8],
                     "peakmem_solve": r.get("peakmem_solve", np.nan) / 2**20}
                    for r in rows.to_dict("records")]
         tables[problem] = Table(
