@@ -446,14 +446,30 @@ def bwrap_command(scratch: str, visible: Iterable[str] = ()) -> list[str]:
     """The bubblewrap prefix of a sandboxed command: the whole filesystem read-only, a fresh
     /dev, /proc and /tmp, ``scratch`` writable, no network, killed with its parent. The
     ``visible`` folders (plugin files, a bundle's source) stay readable where they lie under
-    /tmp."""
+    /tmp, and so do this interpreter's environment and import path (a virtual environment or a
+    clone of the project under /tmp)."""
     exe = shutil.which("bwrap") or "bwrap"
     binds = []
-    for folder in dict.fromkeys(os.path.realpath(v) for v in visible):
+    own = [sys.prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+           *(p for p in sys.path if p), *_package_folders()]
+    folders = (os.path.realpath(v) for v in [*own, *visible])
+    for folder in dict.fromkeys(f for f in folders if f.startswith("/tmp/")):
         if os.path.isdir(folder):
             binds += ["--ro-bind", folder, folder]
     return [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             *binds, "--bind", scratch, scratch, "--unshare-net", "--die-with-parent"]
+
+
+def _package_folders() -> list[str]:
+    """The folders of bilevel_bench and of the reference solvers (an editable install maps
+    them from the source tree, which need not be on sys.path)."""
+    import importlib.util
+
+    out = []
+    for name in ("bilevel_bench", "bilevel_bench_baselines"):
+        spec = importlib.util.find_spec(name)
+        out += list(spec.submodule_search_locations or []) if spec else []
+    return out
 
 
 @functools.cache
