@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 bash scripts/setup.sh "$VENV"
-echo "tests: $VENV/bin/python -m pytest -q $(printf '%q ' "$@")"
+echo "tests: $VENV/bin/python -m pytest -q${*:+ $(printf '%q ' "$@")}"
 exec "$VENV/bin/python" -m pytest -q "$@"
