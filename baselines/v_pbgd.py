@@ -36,9 +36,13 @@ class VPBGD(Solver):
         "gamma_ramp_steps": Hyperparameter(0, None, "iterations of the linear ramp (0: none)"),
     }
 
+    _toy = Reference(dict(gamma=10.0, lr=0.01, inner_lr=0.1, inner_steps=10),
+                     "arXiv:2302.05185 toy: gamma 10, alpha 0.01")
     references = {
-        "vpbgd-toy": Reference(dict(gamma=10.0, lr=0.01, inner_lr=0.1, inner_steps=10),
-                               "arXiv:2302.05185 toy: gamma 10, alpha 0.01"),
+        "vpbgd-toy": _toy,
+        "bome-toy": _toy,
+        # the PBGD-Free notebook's counter-example: V-PBGD is expected to succeed there
+        "pbgd-free-counterexample": _toy,
     }
 
     def init(self, problem, x0, y0, generator):
