@@ -12,7 +12,8 @@
 # a space-separated list of instances, for a quick trial), OFFICIAL_SOLVERS (default: all
 # registered), OFFICIAL_SEEDS (3), OFFICIAL_RULESETS ("default reference"), OFFICIAL_TUNED (0),
 # OFFICIAL_TRIALS (8), OFFICIAL_TUNING_SEEDS (2), OFFICIAL_BUDGET_SECONDS (unset: the
-# instances' budgets), OFFICIAL_WORKERS (2), OFFICIAL_HARDWARE (the hardware class the runs must
+# instances' budgets; not applied to the reference ruleset, which has
+# OFFICIAL_REFERENCE_BUDGET_SECONDS), OFFICIAL_WORKERS (2), OFFICIAL_HARDWARE (the hardware class the runs must
 # carry; default: the one this machine reports; the script stops if a record disagrees),
 # OFFICIAL_OUT (leaderboard/submissions/reference), OFFICIAL_SITE (leaderboard/site),
 # OFFICIAL_MAX_ROWS (40), OFFICIAL_MAX_MB (30), VENV (.venv).
@@ -46,7 +47,6 @@ else
   for s in ${OFFICIAL_SUITES:-core papers}; do targets+=("--suite $s"); done
 fi
 common=(--seeds "$SEEDS" --workers "$WORKERS" --threads 1 --results "$OUT")
-[ -n "${OFFICIAL_BUDGET_SECONDS:-}" ] && common+=(--budget-seconds "$OFFICIAL_BUDGET_SECONDS")
 for s in ${OFFICIAL_SOLVERS:-}; do common+=(--solver "$s"); done
 rulesets=${OFFICIAL_RULESETS:-default reference}
 [ "${OFFICIAL_TUNED:-0}" = 1 ] && rulesets="$rulesets tuned"
@@ -54,8 +54,13 @@ for target in "${targets[@]}"; do
   for ruleset in $rulesets; do
     echo "== $target, ruleset $ruleset"
     extra=()
-    [ "$ruleset" = tuned ] && extra=(--trials "${OFFICIAL_TRIALS:-8}"
-                                     --tuning-seeds "${OFFICIAL_TUNING_SEEDS:-2}")
+    # the reference ruleset is the point of comparison: the instances' own budgets unless
+    # OFFICIAL_REFERENCE_BUDGET_SECONDS says otherwise (as scripts/main-job.sh)
+    budget=${OFFICIAL_BUDGET_SECONDS:-}
+    [ "$ruleset" = reference ] && budget=${OFFICIAL_REFERENCE_BUDGET_SECONDS:-}
+    [ -n "$budget" ] && extra+=(--budget-seconds "$budget")
+    [ "$ruleset" = tuned ] && extra+=(--trials "${OFFICIAL_TRIALS:-8}"
+                                      --tuning-seeds "${OFFICIAL_TUNING_SEEDS:-2}")
     # shellcheck disable=SC2086  # $target is "--suite NAME" or "--problem NAME"
     "$BB" run $target "${common[@]}" --ruleset "$ruleset" "${extra[@]}" || {
       rc=$?; echo "bilevel-bench run exited with $rc (records written so far are kept)" >&2; }
