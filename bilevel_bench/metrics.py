@@ -201,7 +201,15 @@ def cost_cube(frame: pd.DataFrame, clock: str,
               solvers: Sequence[str] | None = None) -> CostCube:
     """Group a frame's runs by instance (problem, version) and solver. The caller selects the
     comparable runs (one ruleset; one hardware class for the time clock)."""
-    data = frame.assign(_cost=run_costs(frame, clock)) if len(frame) else frame
+    values = run_costs(frame, clock).tolist() if len(frame) else []
+    return _cube(frame, values, instances, solvers)
+
+
+def _cube(frame: pd.DataFrame, values: Sequence[float],
+          instances: Sequence[tuple[str, str]] | None,
+          solvers: Sequence[str] | None) -> CostCube:
+    """Lay one value per run (``values``, aligned with ``frame``'s rows) out as
+    ``runs[instance, solver, k]``, NaN-padded, with the run counts."""
     if instances is None:
         instances = sorted({tuple(v) for v in frame[INSTANCE].itertuples(index=False)})
     if solvers is None:
@@ -211,19 +219,18 @@ def cost_cube(frame: pd.DataFrame, clock: str,
     si = {s: j for j, s in enumerate(solvers)}
     buckets: dict[tuple[int, int], list[float]] = {}
     if len(frame):
-        for prob, ver, sol, cost in zip(data["problem"].tolist(),
-                                        data["problem_version"].tolist(),
-                                        data["solver"].tolist(), data["_cost"].tolist(),
-                                        strict=True):
+        for prob, ver, sol, value in zip(frame["problem"].tolist(),
+                                         frame["problem_version"].tolist(),
+                                         frame["solver"].tolist(), values, strict=True):
             i, j = pi.get((prob, ver)), si.get(sol)
             if i is not None and j is not None:
-                buckets.setdefault((i, j), []).append(float(cost))
+                buckets.setdefault((i, j), []).append(float(value))
     width = max((len(v) for v in buckets.values()), default=1)
     runs = np.full((len(instances), len(solvers), width), np.nan)
     counts = np.zeros((len(instances), len(solvers)), dtype=int)
-    for (i, j), values in buckets.items():
-        runs[i, j, :len(values)] = values
-        counts[i, j] = len(values)
+    for (i, j), found in buckets.items():
+        runs[i, j, :len(found)] = found
+        counts[i, j] = len(found)
     return CostCube(instances, solvers, runs, counts)
 
 
@@ -367,30 +374,7 @@ def ladder_cube(frame: pd.DataFrame, clock: str,
     :class:`CostCube` (``runs[p, s, k]``, NaN-padded). The caller selects comparable runs."""
     low, high = ecdf_axis(frame, clock)
     scores = [area_scores(c, low, high) for c in rung_costs(frame, clock)]
-    data = frame.assign(_score=scores) if len(frame) else frame
-    if instances is None:
-        instances = sorted({tuple(v) for v in frame[INSTANCE].itertuples(index=False)})
-    if solvers is None:
-        solvers = sorted(frame["solver"].unique()) if len(frame) else []
-    instances, solvers = [tuple(i) for i in instances], list(solvers)
-    pi = {inst: i for i, inst in enumerate(instances)}
-    si = {s: j for j, s in enumerate(solvers)}
-    buckets: dict[tuple[int, int], list[float]] = {}
-    if len(frame):
-        for prob, ver, sol, score in zip(data["problem"].tolist(),
-                                         data["problem_version"].tolist(),
-                                         data["solver"].tolist(), data["_score"].tolist(),
-                                         strict=True):
-            i, j = pi.get((prob, ver)), si.get(sol)
-            if i is not None and j is not None:
-                buckets.setdefault((i, j), []).append(float(score))
-    width = max((len(v) for v in buckets.values()), default=1)
-    runs = np.full((len(instances), len(solvers), width), np.nan)
-    counts = np.zeros((len(instances), len(solvers)), dtype=int)
-    for (i, j), values in buckets.items():
-        runs[i, j, :len(values)] = values
-        counts[i, j] = len(values)
-    return CostCube(instances, solvers, runs, counts)
+    return _cube(frame, scores, instances, solvers)
 
 
 def _ladder_scores(runs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
