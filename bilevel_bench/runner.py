@@ -295,12 +295,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text.lower() or "can't allocate memory" in text
 
 
-def prepare(task: RunTask) -> tuple[registry.ProblemEntry, BilevelProblem, type[Solver]]:
-    """Resolve and check a task before running it: names, compatibility, hyperparameters."""
+def prepare(task: RunTask, problem: BilevelProblem | None = None
+            ) -> tuple[registry.ProblemEntry, BilevelProblem, type[Solver]]:
+    """Resolve and check a task before running it: names, compatibility, hyperparameters.
+    ``problem``: an instance already built for the task (e.g. its oracle half)."""
     entry = registry.get_problem(task.problem)
     cls = registry.get_solver(task.solver)
-    dtype = DTYPES[task.dtype] if task.dtype else None
-    problem = entry.make(seed=task.seed, device=task.device, dtype=dtype)
+    if problem is None:
+        dtype = DTYPES[task.dtype] if task.dtype else None
+        problem = entry.make(seed=task.seed, device=task.device, dtype=dtype)
     reason = cls.can_solve(problem.features, problem.provides, task.device)
     if reason:
         raise ValueError(f"solver {cls.name!r} cannot run {task.problem!r}: it {reason}")
@@ -452,18 +455,9 @@ def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process
     clock and, at each checkpoint, ``solution()`` on the clock and under the counter; stream
     the iterate to ``link`` (``describe``, ``checkpoint`` -> stop status or None, ``end``)."""
     try:
-        cls = registry.get_solver(task.solver)
-        if problem is None:
-            entry = registry.get_problem(task.problem)
-            dtype = DTYPES[task.dtype] if task.dtype else None
-            problem = entry.make(seed=task.seed, device=task.device, dtype=dtype)
-        reason = cls.can_solve(problem.features, problem.provides, task.device)
-        if reason:
-            raise ValueError(f"solver {cls.name!r} cannot run {task.problem!r}: it {reason}")
-        cls(**task.hyperparameters)  # validates names early, with suggestions
+        entry, problem, cls = prepare(task, problem)
         link.describe(describe_solver(cls, task.solver, task.hyperparameters), isolation)
-        per_decade = task.checkpoints_per_decade or registry.get_problem(
-            task.problem).instance.checkpoints_per_decade or 20
+        per_decade = task.checkpoints_per_decade or entry.instance.checkpoints_per_decade or 20
     except Exception as exc:
         link.end("error", error_info(exc))
         return
