@@ -72,5 +72,14 @@ def plugin(name: str, file: str = "bad_solvers.py") -> str:
 
 
 @pytest.fixture
+def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder where hostile test plugins note the pids of the processes they start."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    monkeypatch.setenv("HOSTILE_PIDS", str(folder))
+    return folder
+
+
+@pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from conftest import plugin
@@ -19,14 +18,6 @@ from bilevel_bench.runner import RunTask
 from bilevel_bench.sandbox import alive
 
 FAST = Budget(seconds=1.0, iterations=40)
-
-
-@pytest.fixture
-def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "pids"
-    folder.mkdir()
-    monkeypatch.setenv("HOSTILE_PIDS", str(folder))
-    return folder
 
 
 def test_dask_with_no_worker_left_fails_with_a_message():

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 from conftest import plugin
 
 from bilevel_bench.executors import LocalPool
@@ -28,14 +27,6 @@ QUAD = "quadratic-small"
 
 def hostile(name: str) -> str:
     return plugin(name, "hostile_solvers.py")
-
-
-@pytest.fixture
-def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "pids"
-    folder.mkdir()
-    monkeypatch.setenv("HOSTILE_PIDS", str(folder))
-    return folder
 
 
 def noted(folder: Path, tag: str = "") -> list[int]:
