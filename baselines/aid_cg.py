@@ -42,16 +42,21 @@ class AIDCG(Solver):
     references = {
         "quadratic": Reference(dict(outer_lr=0.1, inner_lr=0.1, inner_steps=10, cg_steps=10),
                                "configuration that froze the quadratic targets"),
-        "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
+        # the targets were frozen with outer step 1000 under version 2's sigmoid(x) weights;
+        # version 3 weighs by sigmoid(sqrt(n) x), where the same trajectory has step 1000 / n
+        "hyper-cleaning": Reference(dict(outer_lr=1.25, inner_lr=1.0, inner_steps=10,
                                          cg_steps=10),
-                                    "configuration that froze the hyper-cleaning targets (the "
-                                    "hypergradient is O(1/n): outer step 1000)"),
+                                    "configuration that froze the digits target (outer step "
+                                    "1000 / n, n = 800)"),
         "hyper-cleaning-digits-mlp": Reference(
-            dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, cg_steps=3),
+            dict(outer_lr=1.25, inner_lr=0.5, inner_steps=10, cg_steps=3),
             "the MLP target's configuration with a short CG (the LL is non-convex)"),
+        "hyper-cleaning-mnist": Reference(
+            dict(outer_lr=0.5, inner_lr=1.0, inner_steps=10, cg_steps=10),
+            "configuration that froze the target (outer step 1000 / n, n = 2,000)"),
         "hyper-cleaning-fashion-mnist": Reference(
-            dict(outer_lr=1000.0, inner_lr=0.2, inner_steps=20, cg_steps=10),
-            "configuration that froze the target"),
+            dict(outer_lr=0.2, inner_lr=0.2, inner_steps=20, cg_steps=10),
+            "configuration that froze the target (outer step 1000 / n, n = 5,000)"),
     }
 
     def init(self, problem, x0, y0, generator):

@@ -41,12 +41,12 @@ class AIDNeumann(AIDCG):
                                     neumann_steps=10),
                                "stocBiO repository's Neumann step (eta 0.5) with AID-CG's "
                                "quadratic steps"),
-        "hyper-cleaning": Reference(dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10,
+        "hyper-cleaning": Reference(dict(outer_lr=1.25, inner_lr=1.0, inner_steps=10,
                                          neumann_lr=0.1, neumann_steps=3),
                                     "configuration that froze the MLP target, with the linear "
                                     "model's inner step"),
         "hyper-cleaning-digits-mlp": Reference(
-            dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, neumann_lr=0.1,
+            dict(outer_lr=1.25, inner_lr=0.5, inner_steps=10, neumann_lr=0.1,
                  neumann_steps=3),
             "configuration that froze the target (short Neumann series: the LL is non-convex)"),
     }

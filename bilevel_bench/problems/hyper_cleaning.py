@@ -15,8 +15,15 @@ corruption of stocBiO, arXiv:2010.07962, so that the corruption rate is exact):
   clean. p (``corruption``) is an instance parameter, 0.5 by default.
 * **LL model**: linear softmax regression y = (W, b) (d x 10 + 10), or a small MLP
   d -> ``hidden`` (tanh) -> 10; y is the flat vector of all parameters.
-* **weights**: sigma(x_i), x in R^n unconstrained, x_0 = 0 (every weight 1/2).
-* **LL**: g(x, y) = 1/n sum_i sigma(x_i) CE(model_y(z_i), l~_i) + reg ||W||^2 over the weight
+* **weights** (version 3): w_i = sigma(sqrt(n) x_i), x in R^n unconstrained, x_0 = 0 (every
+  weight 1/2). The papers write sigma(x_i); the scale sqrt(n) only reparametrises x (same
+  weights, same F, same targets, same "kept iff x_i >= 0"), but it makes the problem
+  well-scaled: with sigma(x_i) each partial derivative of F is O(1/n), |grad F| is O(1/sqrt n)
+  and F's curvature O(1/n), so every method's default outer step left x at x_0 (the outer step
+  that worked was ~1000). With sigma(sqrt(n) x_i), |grad F| and the curvature are O(1) and a
+  unit step does what an outer step of n did before: a trajectory with outer step eta under
+  version 2 is the trajectory with step eta / n here (x scaled by 1 / sqrt n).
+* **LL**: g(x, y) = 1/n sum_i w_i(x) CE(model_y(z_i), l~_i) + reg ||W||^2 over the weight
   matrices (biases are not regularised), reg = 1e-3.
 * **UL**: f(x, y) = 1/m sum_{j in val} CE(model_y(z_j), l_j).
 
@@ -90,11 +97,14 @@ class HyperCleaning(BilevelProblem):
     """P8, data hyper-cleaning with the protocol pinned in the module docstring."""
 
     name = "hyper-cleaning"
-    version = "2"  # 2: primary metric ul_value (validation) instead of test accuracy
+    #: 2: primary metric ul_value (validation) instead of test accuracy; 3: weights
+    #: sigmoid(sqrt(n) x) instead of sigmoid(x) (a well-scaled x; same weights, same targets)
+    version = "3"
     citation = ("Franceschi, Donini, Frasconi, Pontil, Forward and Reverse Gradient-Based "
                 "Hyperparameter Optimization, arXiv:1703.01785; protocol as V-PBGD "
                 "(Shen & Chen, arXiv:2302.05185)")
-    formulation = ("LL: min_y 1/n sum_i sigmoid(x_i) CE(model_y(z_i), noisy l_i) + reg |W|^2; "
+    formulation = ("LL: min_y 1/n sum_i sigmoid(sqrt(n) x_i) CE(model_y(z_i), noisy l_i) "
+                   "+ reg |W|^2; "
                    "UL: min_x 1/m sum_val CE(model_y(z_j), l_j)")
     #: the validation cross-entropy: at the exact y*(x) for the linear model (its LL is
     #: strongly convex), at the solver's iterate for the MLP (non-convex LL; gated on LL
@@ -143,6 +153,7 @@ class HyperCleaning(BilevelProblem):
         self.z_test = feats(parts[2][0])
         self.l_test = torch.as_tensor(parts[2][1], device=self.device)
         self.n_train, self.dim = self.z_train.shape
+        self.weight_scale = float(np.sqrt(self.n_train))
         self.x_shape = torch.Size([self.n_train])
         self.n_samples = {"g": self.n_train, "f": len(self.l_val)}
         self._shapes = self._param_shapes()
@@ -171,13 +182,17 @@ class HyperCleaning(BilevelProblem):
         hidden = torch.tanh(z @ params[0] + params[1])
         return hidden @ params[2] + params[3]
 
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """w(x) = sigmoid(sqrt(n) x): the per-sample weights of the LL loss."""
+        return torch.sigmoid(self.weight_scale * x)
+
     def weight_penalty(self, y: torch.Tensor) -> torch.Tensor:
         """||W||^2 over the weight matrices (not the biases)."""
         return sum((w**2).sum() for w in self._unflatten(y)[::2])
 
     # ------------------------------------------------------------------ oracles
     def g(self, x, y, batch=None):
-        z, labels, w = self.z_train, self.l_train, torch.sigmoid(x)
+        z, labels, w = self.z_train, self.l_train, self.weights(x)
         if batch is not None:
             z, labels, w = z[batch], labels[batch], w[batch]
         losses = F.cross_entropy(self.logits(y, z), labels, reduction="none")
@@ -240,7 +255,7 @@ class HyperCleaning(BilevelProblem):
     def _newton_ll(self, x: torch.Tensor, y: torch.Tensor, tol: float,
                    max_iter: int) -> torch.Tensor:
         """Damped Newton on the linear LL g(W, b) = sum_i s_i CE(z_i W + b, l_i) + reg |W|^2,
-        s_i = sigmoid(x_i) / n. With z~ = [z, 1] and p_i = softmax(z~_i Theta), the gradient is
+        s_i = w_i(x) / n. With z~ = [z, 1] and p_i = softmax(z~_i Theta), the gradient is
         Z~^T (s * (P - onehot)) + 2 reg [W; 0] and the Hessian, in (feature, class) order,
         sum_i s_i (diag(p_i) - p_i p_i^T) kron z~_i z~_i^T + 2 reg I_W (+1e-10 I for the
         common bias shift, the one flat direction). Armijo backtracking keeps it monotone."""
@@ -248,7 +263,7 @@ class HyperCleaning(BilevelProblem):
                                                  device=self.device)], 1)
         n, d1 = z.shape
         classes = N_CLASSES
-        s = torch.sigmoid(x) / n
+        s = self.weights(x) / n
         onehot = F.one_hot(self.l_train, classes).to(self.dtype)
         theta = torch.cat([y[: (d1 - 1) * classes].reshape(d1 - 1, classes),
                            y[(d1 - 1) * classes:][None]], 0)
