@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from typing import Any
 
 import torch
 
-from bilevel_bench import registry
+from bilevel_bench import registry, sandbox
 from bilevel_bench.oracles import OracleCounter, Oracles
 from bilevel_bench.problem import (
     DEFAULT_LL_GAP_GATE,
@@ -341,6 +342,8 @@ class Evaluation:
         self.evaluation_time = 0.0
         self.failure: dict | None = None  # set when the run cannot start
         self.verdict: tuple[str, dict | None] | None = None  # the evaluator's stop decision
+        self.run: sandbox.RunUsage | None = None  # the contained run's solver process
+        self.start_cpu: float | None = None  # its CPU seconds when it reported, before solver code
         try:
             self.entry = registry.get_problem(task.problem)
             dtype = DTYPES[task.dtype] if task.dtype else None
@@ -354,7 +357,8 @@ class Evaluation:
             self.failure = error_info(exc)
             return
         problem = self.problem
-        self.header["problem"] = {**problem.describe(), "target": self.entry.instance.target,
+        self.header["problem"] = {**describe_problem(problem, task),
+                                  "target": self.entry.instance.target,
                                   "ladder": list(self.ladder), "ll_gate": self.gate.as_dict(),
                                   "formulation": problem.formulation}
         self.header["start_metrics"] = self.start
@@ -377,9 +381,16 @@ class Evaluation:
         return finite, {str(k): float(v) for k, v in metrics.items()}
 
     def set_solver(self, description: dict[str, Any], isolation: dict | None = None) -> None:
+        """The solver's description and the isolation of its process. A solver process
+        reports its isolation first before any solver code runs; what it reports later cannot
+        change those fields. The first report is also when the solver process's start-up CPU
+        is read from outside it (:meth:`clock_check`)."""
         self.header["solver"] = description
         if isolation is not None:
-            self.header["isolation"] = isolation
+            self.header["isolation"] = {**isolation, **(self.header.get("isolation") or {})}
+        run = sandbox.latest_run()
+        if self.run is None and run is not None and run.forked >= self.started:
+            self.run, self.start_cpu = run, sandbox.process_cpu(run.pid)
         self.emit("header", self.header)
 
     def score(self, point: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> str | None:
@@ -417,8 +428,48 @@ class Evaluation:
         elif self.verdict is not None and not (error and error.get("type") ==
                                                "ProblemDataMutated"):
             status, error = self.verdict
-        return finish_record(self.header, self.trace, status or "error", error,
-                             time.perf_counter() - self.started, self.evaluation_time)
+        record = finish_record(self.header, self.trace, status or "error", error,
+                               time.perf_counter() - self.started, self.evaluation_time)
+        if self.run is not None:
+            self.clock_check(record)
+        return record
+
+    def clock_check(self, record: dict[str, Any]) -> None:
+        """The solver process's CPU seconds measured from outside it, beside the solver time it
+        reported (``summary.solver_cpu_external``, ``summary.clock_check``; the figures in
+        ``isolation.clock_check``). External: the kernel's accounting of every process of the
+        run at reaping (:class:`~bilevel_bench.sandbox.RunUsage`), less the start-up CPU read
+        when the solver process first reported (problem built, no solver code run yet). A
+        record is flagged when the external figure exceeds the reported one by more than
+        ``OFF_CLOCK_ALLOWANCE_SECONDS + OFF_CLOCK_ALLOWANCE_RATIO x reported``: work hidden
+        off the clock (at import, in ``__init__``, in a thread while the evaluator scores, in
+        a child process). The budget still stops runs on the in-process clock."""
+        summary = record["summary"]
+        run = self.run
+        assert run is not None
+        if run.cpu is None or self.start_cpu is None:
+            summary["solver_cpu_external"] = None
+            summary["clock_check"] = "not measured (the run's processes were not reaped)"
+            return
+        external = max(run.cpu - self.start_cpu, 0.0)
+        reported = float(summary.get("solver_time") or 0.0)
+        allowance = (sandbox.OFF_CLOCK_ALLOWANCE_SECONDS
+                     + sandbox.OFF_CLOCK_ALLOWANCE_RATIO * reported)
+        summary["solver_cpu_external"] = external
+        if self.problem.device.type == "cuda":
+            verdict = "not compared (on CUDA the solver clock is wall time)"
+        elif record["status"] not in ("budget", "converged", "diverged"):
+            verdict = "not compared (the run did not end at a checkpoint)"
+        elif external > reported + allowance:
+            verdict = (f"flagged: {external:.2f} CPU s measured outside the solver process "
+                       f"after start-up, {reported:.2f} s on its own clock (allowance "
+                       f"{allowance:.2f} s): work done off the clock")
+        else:
+            verdict = "ok"
+        summary["clock_check"] = verdict
+        record.setdefault("isolation", {})["clock_check"] = {
+            "solver_cpu_external": external, "solver_time": reported,
+            "start_up_cpu": self.start_cpu, "allowance": allowance, "verdict": verdict}
 
 
 class DirectLink:
@@ -453,7 +504,20 @@ def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process
     """The solver half of a run (in the solver process): resolve the solver, build the problem
     (or take ``problem``: its oracle half in a solver process), then ``init``/``step`` on the
     clock and, at each checkpoint, ``solution()`` on the clock and under the counter; stream
-    the iterate to ``link`` (``describe``, ``checkpoint`` -> stop status or None, ``end``)."""
+    the iterate to ``link`` (``describe``, ``checkpoint`` -> stop status or None, ``end``).
+    In a solver process (forked by :class:`~bilevel_bench.sandbox.Template`), the process is
+    confined first (:func:`~bilevel_bench.sandbox.confine_solver_process`: data files
+    unreadable, no problem rebuilt) and reports its isolation before any solver code runs."""
+    isolation = dict(isolation or {})
+    if problem is not None and sandbox.in_solver_process():
+        try:
+            isolation.update(sandbox.confine_solver_process())
+        except Exception as exc:
+            link.end("error", error_info(exc))
+            return
+        name = _spec_name(task.solver)
+        link.describe({"name": name, "version": "unknown", "spec": name,
+                       "hyperparameters": dict(task.hyperparameters)}, isolation)
     try:
         entry, problem, cls = prepare(task, problem)
         link.describe(describe_solver(cls, task.solver, task.hyperparameters), isolation)
@@ -467,7 +531,7 @@ def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process
     clock = SolverClock(problem.device, cpu_time)
     schedule = IterationSchedule(per_decade)
     generator, x0, y0 = seeded_start(problem, task.seed)
-    data_before = _checksums(problem)
+    data_check = DataChecksum(problem)
     solver = cls(**task.hyperparameters)
     iteration = 0
     last = -1
@@ -500,7 +564,7 @@ def solve(task: RunTask, link: Any, cpu_time: Callable[[], float] = time.process
     except (Exception, SystemExit) as exc:  # a solver that calls exit() is an error too
         status = "oom" if is_out_of_memory(exc) else "error"
         error = error_info(exc)
-    changed = [k for k, v in _checksums(problem).items() if data_before.get(k) != v]
+    changed = data_check.changed()
     if changed:
         error = {"type": "ProblemDataMutated", "traceback": "",
                  "message": f"the solver modified problem data {changed} in place"}
@@ -550,13 +614,74 @@ def check_solution(out: Any, problem: BilevelProblem) -> tuple[torch.Tensor, tor
     return out[0].detach(), out[1].detach()
 
 
-def _checksums(problem: BilevelProblem) -> dict[str, tuple[float, float]]:
-    """Cheap per-tensor checksums of the problem's data (to catch in-place mutation)."""
-    out = {}
-    for key, t in problem.data_tensors().items():
-        t = t.detach().double() if t.is_floating_point() else t.detach().to(torch.float64)
-        out[key] = (float(t.sum()), float(t.abs().sum()))
-    return out
+#: public problem tensors up to this many elements are checksummed whole; larger ones at this
+#: many positions drawn afresh for each run (a run at d = 10,000 reads ~1 MB, not 1.6 GB)
+CHECKSUM_SAMPLE = 1 << 16
+
+
+class DataChecksum:
+    """Cheap detection of in-place changes to a problem's public tensors (``data_tensors``)
+    during a run: shape, sum and absolute sum of each tensor, taken whole when small and at
+    :data:`CHECKSUM_SAMPLE` random positions (drawn from ``os.urandom`` per run) when large.
+    Catches a solver that scales, shifts or overwrites its data by accident; a change to a few
+    elements of a large tensor can go unnoticed (the evaluation never uses the solver
+    process's copy, so this guards honest mistakes, not the evaluation)."""
+
+    def __init__(self, problem: BilevelProblem) -> None:
+        self.problem = problem
+        generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+        self.positions: dict[str, tuple[int, torch.Tensor]] = {}
+        for key, t in problem.data_tensors().items():
+            n = t.numel()
+            if n > CHECKSUM_SAMPLE and t.layout == torch.strided and t.is_contiguous():
+                self.positions[key] = (n, torch.randint(n, (CHECKSUM_SAMPLE,),
+                                                        generator=generator).to(t.device))
+        self.before = self.sums()
+
+    def sums(self) -> dict[str, tuple]:
+        out = {}
+        for key, t in self.problem.data_tensors().items():
+            t = t.detach()
+            shape = tuple(t.shape)
+            if key in self.positions:
+                n, index = self.positions[key]
+                if t.layout != torch.strided or not t.is_contiguous() or t.numel() != n:
+                    out[key] = (shape, "replaced")
+                    continue
+                t = t.reshape(-1)[index]
+            t = t.double() if t.is_floating_point() else t.to(torch.float64)
+            out[key] = (shape, float(t.sum()), float(t.abs().sum()))
+        return out
+
+    def changed(self) -> list[str]:
+        """Keys of the tensors that changed since the run started."""
+        return [k for k, v in self.sums().items() if self.before.get(k) != v]
+
+
+#: data fingerprints per (instance, seed, device, dtype) in this evaluator process
+_FINGERPRINTS: dict[tuple, dict[str, str]] = {}
+
+
+def describe_problem(problem: BilevelProblem, task: RunTask) -> dict[str, Any]:
+    """``problem.describe()`` with its data fingerprints computed once per (instance, seed,
+    device, dtype) in this process (hashing the data of a large instance costs more than a
+    short run)."""
+    key = (task.problem, task.seed, str(problem.device), str(problem.dtype),
+           type(problem).version)
+    fingerprints = _FINGERPRINTS.get(key)
+    if fingerprints is None:
+        fingerprints = dict(problem.data_fingerprints())
+        if len(_FINGERPRINTS) >= 256:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = fingerprints
+    try:
+        problem.data_fingerprints = lambda: dict(fingerprints)  # type: ignore[method-assign]
+    except AttributeError:  # an object that takes no attributes: hash again
+        return problem.describe()
+    try:
+        return problem.describe()
+    finally:
+        del problem.data_fingerprints
 
 
 def _exhausted(budget: Budget, seconds: float, cost: float, iterations: int) -> bool:

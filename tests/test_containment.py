@@ -13,13 +13,17 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+import torch
 from conftest import plugin
 
+from bilevel_bench import landlock
 from bilevel_bench.executors import LocalPool
 from bilevel_bench.problem import Budget
+from bilevel_bench.registry import get_problem
 from bilevel_bench.results import validate_record
-from bilevel_bench.runner import RunTask
-from bilevel_bench.sandbox import alive
+from bilevel_bench.runner import DataChecksum, RunTask, describe_problem
+from bilevel_bench.sandbox import NO_LANDLOCK_ENV, alive, private_tmp
 
 FAST = Budget(seconds=1.0, iterations=40)
 QUAD = "quadratic-small"
@@ -49,7 +53,14 @@ def run_all(tasks: list[RunTask], workers: int = 2) -> dict[str, dict]:
     LocalPool(workers=workers).map(tasks, records.append)
     assert len(records) == len(tasks)
     assert all(validate_record(r) == [] for r in records)
-    return {r["solver"]["name"]: r for r in records}
+    return {f"{r['solver']['name']}@{r['problem']['name']}" if r["solver"]["name"] in runs_of
+            else r["solver"]["name"]: r for r in records}
+
+
+#: solvers run on several instances in one matrix: keyed by solver@instance
+runs_of = {"aid-cg"}
+LANDLOCK = landlock.unavailable()
+needs_landlock = pytest.mark.skipif(bool(LANDLOCK), reason=f"Landlock unavailable: {LANDLOCK}")
 
 
 def test_evaluation_is_out_of_the_solvers_reach(pids):
@@ -58,7 +69,7 @@ def test_evaluation_is_out_of_the_solvers_reach(pids):
     tasks = [RunTask(QUAD, hostile(n), budget=FAST) for n in names]
     tasks.append(RunTask("pbgd-free-counterexample", "aid-cg", budget=FAST))
     runs = run_all(tasks)
-    assert runs["aid-cg"]["status"] == "converged"
+    assert runs["aid-cg@pbgd-free-counterexample"]["status"] == "converged"
     peek = runs["exact-peek"]
     assert peek["status"] == "error" and "problem._exact" in peek["error"]["message"]
     assert "_exact" in peek["isolation"]["removed"]
@@ -137,3 +148,93 @@ def test_kill_9_of_the_orchestrator_kills_every_process_of_its_runs(pids, tmp_pa
         time.sleep(0.05)
     assert not [w.pid for w in workers if alive(w.pid)]
     assert_no_survivor(pids)
+
+
+@needs_landlock
+def test_data_files_and_the_evaluator_are_out_of_the_solvers_reach(pids, tmp_path, monkeypatch):
+    data = tmp_path / "data"  # the data directory, under the temporary folder
+    data.mkdir()
+    (data / "held-out.csv").write_text("1,2,3\n")
+    monkeypatch.setenv("BILEVEL_BENCH_DATA", str(data))
+    names = ["ReadsDataDir", "ReadsBundledData", "ReadsEvaluatorMemory", "KillsEvaluator",
+             "UsesScratchAndImports", "HiddenWork"]
+    tasks = [RunTask(QUAD, hostile(n), budget=FAST) for n in names]
+    tasks += [RunTask(QUAD, "aid-cg", budget=FAST),
+              RunTask("hyper-cleaning-digits", "aid-cg", budget=FAST),
+              RunTask("svm-ho-wdbc", "blocc", budget=FAST)]
+    runs = run_all(tasks)
+    for name in ("reads-data-dir", "reads-bundled-data", "reads-evaluator-memory",
+                 "kills-evaluator"):
+        assert runs[name]["status"] == "error", name
+        assert runs[name]["error"]["type"] == "PermissionError", name
+    assert "held-out.csv" in runs["reads-data-dir"]["error"]["message"]
+    assert "digits.csv.gz" in runs["reads-bundled-data"]["error"]["message"]
+    for name in ("uses-scratch-and-imports", "aid-cg@quadratic-small",
+                 "aid-cg@hyper-cleaning-digits", "blocc"):
+        run = runs[name]
+        assert run["status"] in ("budget", "converged"), (name, run["error"])
+        assert run["isolation"]["fs_restriction"] == "landlock", name
+        assert run["summary"]["clock_check"] == "ok", (name, run["isolation"]["clock_check"])
+    confined = runs["aid-cg@quadratic-small"]["isolation"]["landlock"]
+    assert {"data directory", "sklearn bundled data"} <= set(confined["denied"])
+    assert confined["private_tmp"] and confined["threads_before"] == 0
+    hidden = runs["hidden-work"]
+    assert hidden["status"] == "budget" and hidden["summary"]["clock_check"].startswith("flagged")
+    assert hidden["summary"]["solver_cpu_external"] > hidden["summary"]["solver_time"] + 1.2
+    assert_no_survivor(pids)
+    assert not [p for p in noted(pids, "scratch") if os.path.exists(private_tmp(p))]
+
+
+@pytest.mark.parametrize("fs", ["landlock", "none"])
+def test_a_solver_process_cannot_rebuild_its_problem(pids, monkeypatch, fs):
+    if fs == "landlock" and LANDLOCK:
+        pytest.skip(f"Landlock unavailable: {LANDLOCK}")
+    if fs == "none":  # the guard holds without Landlock
+        monkeypatch.setenv(NO_LANDLOCK_ENV, "1")
+    touched = {"RebuildsThroughRegistry": "registry.get_problem('quadratic-small').make()",
+               "RebuildsThroughFamily": "HyperCleaning(...)",
+               "LoadsDataset": "bilevel_bench.data.load()"}
+    tasks = [RunTask(QUAD, hostile(n), budget=FAST) for n in touched]
+    tasks.append(RunTask(QUAD, plugin("GoodSolver"), budget=FAST))
+    runs = run_all(tasks)
+    for run, what in zip([runs[t] for t in ("rebuilds-through-registry",
+                                            "rebuilds-through-family", "loads-dataset")],
+                         touched.values(), strict=True):
+        assert run["status"] == "error" and run["error"]["type"] == "EvaluationOnlyError"
+        assert f"touched {what}" in run["error"]["message"]
+        assert "evaluation-only" in run["error"]["message"]
+    good = runs["good"]
+    assert good["status"] == "budget" and good["summary"]["clock_check"] == "ok"
+    assert good["isolation"]["fs_restriction"].startswith(fs)
+    assert_no_survivor(pids)
+
+
+class _Stub:
+    def __init__(self, **tensors):
+        self.tensors = tensors
+
+    def data_tensors(self):
+        return dict(self.tensors)
+
+
+def test_integrity_checks_stay_cheap_at_scale(monkeypatch):
+    big = torch.randn(2000, 1000, dtype=torch.float64)  # sampled, not summed whole
+    stub = _Stub(A=big, b=torch.zeros(10))
+    check = DataChecksum(stub)
+    assert list(check.positions) == ["A"] and check.changed() == []
+    big.mul_(1.0001)
+    assert check.changed() == ["A"]
+    stub.tensors["b"] = torch.ones(10)
+    assert check.changed() == ["A", "b"]
+    # data fingerprints: once per (instance, seed) in a worker, not once per run
+    problem = get_problem(QUAD).make(seed=3)
+    family = type(problem)
+    calls = []
+    original = family.data_fingerprints
+    monkeypatch.setattr(family, "data_fingerprints",
+                        lambda self: calls.append(1) or original(self))
+    task = RunTask(QUAD, "aid-cg", seed=3)
+    first = describe_problem(problem, task)
+    again = describe_problem(get_problem(QUAD).make(seed=3), task)
+    assert len(calls) == 1 and first == again
+    assert first["dataset_fingerprints"] == original(problem)

@@ -210,3 +210,130 @@ class BusyWithDetachedChild(_Base):
         note_pid("busy")
         while True:
             pass
+
+
+# ----------------------------------------------------- data and problems out of the solver's reach
+class ReadsDataDir(_Base):
+    """Opens a file of the data directory (``$BILEVEL_BENCH_DATA``)."""
+
+    name = "reads-data-dir"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        from bilevel_bench.data import data_dir
+
+        (data_dir() / "held-out.csv").read_bytes()
+
+
+class ReadsBundledData(_Base):
+    """Opens scikit-learn's bundled digits file directly (no bilevel_bench call)."""
+
+    name = "reads-bundled-data"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        import importlib.util
+
+        folder = importlib.util.find_spec("sklearn").submodule_search_locations[0]
+        with open(os.path.join(folder, "datasets", "data", "digits.csv.gz"), "rb") as handle:
+            handle.read(16)
+
+
+class RebuildsThroughRegistry(_Base):
+    """Builds its instance again through the registry to read the exact y*."""
+
+    name = "rebuilds-through-registry"
+
+    def solution(self):
+        from bilevel_bench import registry
+
+        exact = registry.get_problem("quadratic-small").make(seed=0)._exact
+        return exact["x"].clone(), exact["y"].clone()
+
+
+class RebuildsThroughFamily(_Base):
+    """Calls the family's constructor to get the test data."""
+
+    name = "rebuilds-through-family"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        from bilevel_bench.problems.hyper_cleaning import HyperCleaning
+
+        self.test = HyperCleaning(seed=0, dataset="digits").z_test
+
+
+class LoadsDataset(_Base):
+    """Loads a dataset (test split included) through bilevel_bench.data."""
+
+    name = "loads-dataset"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        from bilevel_bench import data
+
+        data.load("sklearn/digits")
+
+
+def _evaluator_pid() -> int:
+    """The solver process's grandparent: the evaluator (above the run template)."""
+    with open(f"/proc/{os.getppid()}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+class ReadsEvaluatorMemory(_Base):
+    """Opens the evaluator's memory through /proc (where its test data live)."""
+
+    name = "reads-evaluator-memory"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        with open(f"/proc/{_evaluator_pid()}/mem", "rb") as handle:
+            handle.read(1)
+
+
+class KillsEvaluator(_Base):
+    """Sends SIGKILL to its evaluator."""
+
+    name = "kills-evaluator"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        os.kill(_evaluator_pid(), 9)
+
+
+class UsesScratchAndImports(_Base):
+    """Honest: imports modules not loaded yet and writes temporary files after the
+    restriction; must run normally."""
+
+    name = "uses-scratch-and-imports"
+
+    def init(self, problem, x0, y0, generator):
+        super().init(problem, x0, y0, generator)
+        import tempfile
+
+        note_pid("scratch")
+        import scipy.optimize  # noqa: F401
+        import torch.utils.benchmark  # noqa: F401
+
+        with tempfile.TemporaryDirectory() as folder:
+            with open(os.path.join(folder, "note"), "w") as handle:
+                handle.write("scratch")
+        with tempfile.NamedTemporaryFile() as handle:
+            handle.write(b"scratch")
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+class HiddenWork(_Base):
+    """Works in ``__init__``, which runs off the clock (the runner makes the solver twice)."""
+
+    name = "hidden-work"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        _burn(1.0)
