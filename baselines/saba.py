@@ -69,6 +69,11 @@ class SABA(SOBA):
         "quadratic": Reference(dict(lr=0.1, outer_ratio=1.0, batch_size=64),
                                "benchopt benchmark_bilevel defaults: step 0.1, outer_ratio 1, "
                                "batch 64 (Dagreou et al., arXiv:2201.13409)"),
+        "hyper-cleaning": Reference(
+            dict(lr=0.1, outer_ratio=20.0, batch_size=64),
+            "benchopt's best hyper-cleaning parameters (p = 0.5: step 0.1, outer_ratio 1e-3, "
+            "i.e. outer step 100 on n = 20,000 with sigmoid(x) weights), the outer step "
+            "rescaled to version 3's sigmoid(sqrt(n) x): 100 / 20,000 = 0.005"),
     }
 
     def init(self, problem, x0, y0, generator):
