@@ -7,8 +7,12 @@ from ``torchopt.diff.implicit.custom_root`` with the optimality condition grad_y
 
     x <- Proj_X(x - alpha (grad_x f - grad^2_xy g [grad^2_yy g]^{-1} grad_y f)),
 
-the linear system solved by torchopt's CG (``linear_solver = "cg"``, at most N steps, from 0) or
-its Neumann series (``"neumann"``, N terms, step eta). The products go through the counted
+the linear system solved by torchopt's CG (``linear_solver = "cg"``, at most N steps, from 0, on
+grad^2_yy g + ``ridge`` I) or its Neumann series (``"neumann"``, N terms, step eta). The ridge
+(version 1.1, default 1e-6) keeps CG defined where the LL Hessian is singular (bome-toy: y2 is
+free, so a CG step meets zero curvature and divided by it, giving NaN): the solution's
+component in the Hessian's null space is then rhs / ridge, finite, and the hypergradient uses
+grad^2_xy g, which vanishes on that null space when it is the LL solution set's direction. The products go through the counted
 oracles, so counts stay honest. Shows that the plugin API carries third-party code.
 Defaults as AID-CG (alpha = beta = 0.1, D = N = 10).
 """
@@ -58,7 +62,7 @@ class _StationarityY(torch.autograd.Function):
 class TorchoptImplicit(Solver):
     name = "torchopt-implicit"
     requires = {"torchopt": "pip install 'bilevel-bench[plugins]'"}
-    version = "1.0"
+    version = "1.1"
     citation = "Ren et al., TorchOpt, JMLR 2023, arXiv:2211.06934; Blondel et al., " \
                "arXiv:2105.15183"
     needs = frozenset({"second_order"})
@@ -70,6 +74,7 @@ class TorchoptImplicit(Solver):
         "linear_solver": Hyperparameter("cg", Choice(["cg", "neumann"]), "torchopt solver"),
         "linear_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "N"),
         "neumann_lr": Hyperparameter(0.5, LogUniform(1e-3, 1.0), "eta (neumann only)"),
+        "ridge": Hyperparameter(1e-6, LogUniform(1e-10, 1e-2), "CG on H + ridge I (cg only)"),
     }
 
     def init(self, problem, x0, y0, generator):
@@ -77,7 +82,8 @@ class TorchoptImplicit(Solver):
         self.problem = problem
         self.x, self.y = x0.clone(), y0.clone()
         if self.linear_solver == "cg":
-            solve = torchopt.linear_solve.solve_cg(maxiter=self.linear_steps, rtol=1e-12)
+            solve = torchopt.linear_solve.solve_cg(maxiter=self.linear_steps, rtol=1e-12,
+                                                   ridge=self.ridge)
         else:
             solve = torchopt.linear_solve.solve_inv(ns=True, maxiter=self.linear_steps,
                                                     alpha=self.neumann_lr)
