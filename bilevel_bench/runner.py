@@ -382,12 +382,12 @@ class Evaluation:
 
     def set_solver(self, description: dict[str, Any], isolation: dict | None = None) -> None:
         """The solver's description and the isolation of its process. A solver process
-        reports its isolation first before any solver code runs; what it reports later cannot
-        change those fields. The first report is also when the solver process's start-up CPU
-        is read from outside it (:meth:`clock_check`)."""
+        reports its isolation first, before any solver code runs; later reports cannot change
+        it. The first report is also when the solver process's start-up CPU is read from
+        outside it (:meth:`clock_check`)."""
         self.header["solver"] = description
-        if isolation is not None:
-            self.header["isolation"] = {**isolation, **(self.header.get("isolation") or {})}
+        if isolation is not None and "isolation" not in self.header:
+            self.header["isolation"] = isolation
         run = sandbox.latest_run()
         if self.run is None and run is not None and run.forked >= self.started:
             self.run, self.start_cpu = run, sandbox.process_cpu(run.pid)

@@ -1,8 +1,8 @@
 """Containment of runs: process groups, parent-death signals, a subreaping fork template, the
 oracle half of a problem, and the wire format between a solver process and its evaluator.
 
-The trust boundary of protocol v2 (DESIGN.md, "The trust boundary") in three processes per
-worker slot of :class:`~bilevel_bench.executors.LocalPool`:
+The trust boundary of protocol v2 (docs/protocol.md, "Isolation of the solver") in three
+processes per worker slot of :class:`~bilevel_bench.executors.LocalPool`:
 
 * the **evaluator** (the pool's worker, trusted code only: it never imports a solver) builds the
   full problem, scores the iterates the solver process streams and assembles the record;
@@ -10,9 +10,15 @@ worker slot of :class:`~bilevel_bench.executors.LocalPool`:
   imported, no problem built yet), is a child subreaper and forks one **solver process** per
   run: every run starts from the same clean image, and nothing a run patches survives it;
 * the **solver process** (hostile plugin code) sits in its own process group with a parent-death
-  signal, builds only the oracle half of the problem (:func:`oracle_half`), runs ``init``/
-  ``step``/``solution`` on the clock and under the counter, and streams (x, y) at checkpoints in a
-  plain format that is parsed, never unpickled (:func:`encode`/:func:`decode`).
+  signal, builds only the oracle half of the problem (:func:`oracle_half`), is confined before
+  any solver code runs (:func:`confine_solver_process`: the data files unreadable under
+  Landlock, problem rebuilding and dataset loading refused), runs ``init``/``step``/``solution``
+  on the clock and under the counter, and streams (x, y) at checkpoints in a plain format that is
+  parsed, never unpickled (:func:`encode`/:func:`decode`).
+
+The template accounts the CPU time of every process of a run it reaps (``wait4``), so the
+evaluator can set the solver's self-reported clock beside a figure measured outside it
+(:class:`RunUsage`, :meth:`bilevel_bench.runner.Evaluation.clock_check`).
 
 When a run ends, times out or crashes, the template kills the run's process group and every
 descendant (detached, re-parented orphans included, since it is their subreaper). When the
@@ -418,11 +424,13 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
     set_parent_death_signal(signal.SIGTERM, expected_parent=parent)
     current: int | None = None
     cpu = 0.0  # CPU seconds of the current run's processes reaped so far
+    reaped_current = False
 
     def reap() -> list[tuple[int, int, int, float]]:
-        nonlocal cpu
+        nonlocal cpu, reaped_current
         reaped = _reap_all()
         cpu += sum(r[3] for r in reaped)
+        reaped_current = reaped_current or any(r[0] == current for r in reaped)
         return reaped
 
     while True:
@@ -438,7 +446,7 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
         if kind == "fork":
             here, there = socket.socketpair()
             reap()
-            cpu = 0.0
+            cpu, reaped_current = 0.0, False
             pid = os.fork()
             if pid == 0:  # the solver process
                 code = 0
@@ -472,11 +480,18 @@ def _template_main(conn: Connection, parent: int, body: Callable[[Connection], N
         elif kind == "clean":
             groups = [current] if current else []
             killed = kill_descendants(me, groups=groups, reap=reap)
+            measured: float | None = cpu
             if current is not None:
                 killed -= 1
+                # a killed multi-threaded process shows as a zombie before it can be reaped
+                deadline = time.monotonic() + 5.0
+                while not reaped_current and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    reap()
+                measured = cpu if reaped_current else None
                 _remove_private_tmp(current)
                 current = None
-            conn.send(("cleaned", (max(killed, 0), cpu)))
+            conn.send(("cleaned", (max(killed, 0), measured)))
         elif kind == "exit":
             die()
 
