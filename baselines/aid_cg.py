@@ -13,6 +13,13 @@ an unbounded step (version 1.0 overflowed there at iteration 2).
 
 Oracle cost per iteration: D + 1 gradients of g (one with create_graph), N (+1 for the initial
 residual) Hessian-vector products and one Jacobian-vector product of g, one gradient of f.
+
+Compiled fast path (opt-in, ``compiled = True``; ``baselines/compiled.py``), also for
+AID-Neumann: the first step is eager and records its passes, those of one Hessian-vector product
+apart; every later step runs as one Inductor-compiled function of the uncounted objectives (CG
+without branches: ``inner_loops.conjugate_gradient_masked``, which also returns how many products
+the eager CG makes) and counts the recorded passes plus that many products. Same iterates up to
+rounding, identical counts.
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from bilevel_bench_baselines.inner_loops import conjugate_gradient, projected_gradient_descent_y
+from bilevel_bench_baselines.compiled import FastPath, record_passes, replay
+from bilevel_bench_baselines.inner_loops import (
+    conjugate_gradient,
+    conjugate_gradient_masked,
+    projected_gradient_descent_y,
+)
 
 from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
@@ -59,17 +71,40 @@ class AIDCG(Solver):
             "configuration that froze the target (outer step 1000 / n, n = 5,000)"),
     }
 
+    #: opt-in compiled fast path (module docstring; not a hyperparameter: same trajectory)
+    compiled: bool = False
+
     def init(self, problem, x0, y0, generator):
         self.problem = problem
         self.x, self.y = x0.clone(), y0.clone()
         self.v = torch.zeros_like(y0)
+        self._fast: FastPath | None = None  # once the first (eager) step recorded its passes
+        self._product_passes: list = []  # the passes of one Hessian-vector product
 
     def step(self):
+        if self.compiled and self._fast is not None:
+            out = self._fast(self.problem, self.x, self.y, self.v)
+            if out is not None:
+                self.x, self.y, self.v, self.last_hypergradient, products = out
+                for _ in range(int(products)):
+                    replay(self.problem, self._product_passes)
+                return
+            self.compiled = False  # warned: continue eagerly
+        if not self.compiled:
+            return self._eager_step()
+        with record_passes(self.problem) as log:  # eager, recording the passes
+            self._eager_step(log)
+        self._product_passes = log.passes("first product")
+        self._fast = FastPath(type(self).__name__, lambda: aid_step_function(self),
+                              log.passes(), log.samples)
+
+    def _eager_step(self, log=None):
         p = self.problem
         self.y = projected_gradient_descent_y(p, self.x, self.y, self.inner_lr, self.inner_steps)
         _, product = p.hvp_operator("g", self.x, self.y)
         grad_x_f, grad_y_f = p.grad("f", self.x, self.y)
-        self.v = self.linear_solve(lambda u: product(u, "y"), grad_y_f, self.v)
+        operator = (lambda u: product(u, "y")) if log is None else _tagged(log, product)
+        self.v = self.linear_solve(operator, grad_y_f, self.v)
         self.last_hypergradient = grad_x_f - product(self.v, "x")
         self.x = p.project_x(self.x - self.outer_lr * self.last_hypergradient)
 
@@ -78,5 +113,51 @@ class AIDCG(Solver):
         """Approximate solution of operator(v) = rhs, warm-started from ``start``: N CG steps."""
         return conjugate_gradient(operator, rhs, start, self.cg_steps)
 
+    def linear_solve_masked(self, operator: Callable[[torch.Tensor], torch.Tensor],
+                            rhs: torch.Tensor, start: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor | int]:
+        """:meth:`linear_solve` without branches (compiled steps): ``(v, products made by the
+        eager solve)``."""
+        return conjugate_gradient_masked(operator, rhs, start, self.cg_steps)
+
     def solution(self):
         return self.x, self.y
+
+
+def _tagged(log, product):
+    """The Hessian-vector product ``u -> product(u, "y")``, its first call's passes tagged
+    "first product" and the others' "product" in ``log`` (so that they are not in the step's
+    fixed passes)."""
+    calls = [0]
+
+    def operator(u):
+        with log.section("first product" if calls[0] == 0 else "product"):
+            calls[0] += 1
+            return product(u, "y")
+
+    return operator
+
+
+def aid_step_function(solver: AIDCG):
+    """One AID step (LL loop, linear solve, hypergradient, update) as a pure function of the
+    uncounted objectives, for :class:`~bilevel_bench_baselines.compiled.FastPath`:
+    ``(x, y, v) -> (x, y, v, hypergradient, products)``, ``products`` the number of
+    Hessian-vector products the eager linear solve makes."""
+    from torch.func import grad, vjp
+
+    p = solver.problem
+    g, f = p.uncounted("g"), p.uncounted("f")
+    inner_lr, inner_steps, outer_lr = solver.inner_lr, solver.inner_steps, solver.outer_lr
+
+    def step(x, y, v):
+        for _ in range(inner_steps):
+            y = p.project_y(x, y - inner_lr * grad(g, argnums=1)(x, y, None))
+        _, pull_y = vjp(lambda y_: grad(g, argnums=1)(x, y_, None), y)
+        fx, fy = grad(f, argnums=(0, 1))(x, y, None)
+        v, products = solver.linear_solve_masked(lambda u: pull_y(u)[0], fy, v)
+        _, pull_x = vjp(lambda x_: grad(g, argnums=1)(x_, y, None), x)
+        hypergradient = fx - pull_x(v)[0]
+        products = torch.as_tensor(products)
+        return p.project_x(x - outer_lr * hypergradient), y, v, hypergradient, products
+
+    return step

@@ -55,3 +55,9 @@ class AIDNeumann(AIDCG):
                      start: torch.Tensor) -> torch.Tensor:
         """N fixed-point steps v <- v - eta (operator(v) - rhs), warm-started."""
         return fixed_point_solve(operator, rhs, start, self.neumann_steps, self.neumann_lr)
+
+    def linear_solve_masked(self, operator: Callable[[torch.Tensor], torch.Tensor],
+                            rhs: torch.Tensor, start: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor | int]:
+        """:meth:`linear_solve` (no branches) and its number of products, N."""
+        return self.linear_solve(operator, rhs, start), self.neumann_steps

@@ -7,7 +7,8 @@
 * :func:`penalty_hypergradient`: the value-function penalty gradient of F_gamma (Danskin), with
   or without multipliers (V-PBGD, ALT-PBGD, BLOCC, F2SA);
 * :func:`conjugate_gradient`, :func:`fixed_point_solve`, :func:`neumann_series`: solvers of the
-  implicit-differentiation linear system  grad^2_yy g . v = grad_y f;
+  implicit-differentiation linear system  grad^2_yy g . v = grad_y f
+  (:func:`conjugate_gradient_masked`: CG without branches, for compiled steps);
 * :func:`unrolled_hypergradient`: reverse-mode differentiation through T LL steps (ITD);
 * :func:`project_onto_constraints`: Euclidean projection of (x, y) onto {h <= 0} intersected
   with the boxes (exact for h affine), for LV-HBA;
@@ -287,6 +288,41 @@ def conjugate_gradient(
         p = r + (rr_new / rr) * p
         rr = rr_new
     return v
+
+
+def conjugate_gradient_masked(
+    operator: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    start: torch.Tensor,
+    steps: int,
+    tol: float = 1e-12,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`conjugate_gradient` without data-dependent branches, for compiled steps: every
+    iteration runs, and once the eager loop would have stopped (its two tests, NaN included)
+    the state is frozen by ``torch.where``. Returns ``(v, products)``, ``products`` the number of
+    operator products the eager loop makes (a 0-d integer tensor; 1 + the iterations it enters).
+    """
+    v = start.clone()
+    r = rhs - operator(v)
+    p = r.clone()
+    rr = r @ r
+    threshold = (tol * rhs.norm()) ** 2
+    active = torch.ones((), dtype=torch.bool, device=rhs.device)
+    products = torch.ones((), dtype=torch.int64, device=rhs.device)
+    for _ in range(steps):
+        active = active & ~(rr <= threshold)
+        products = products + active.to(torch.int64)
+        Ap = operator(p)
+        curvature = p @ Ap
+        active = active & ~(curvature <= 1e-8 * p.norm() * Ap.norm())
+        alpha = rr / curvature
+        v = torch.where(active, v + alpha * p, v)
+        r_next = r - alpha * Ap
+        rr_next = r_next @ r_next
+        p = torch.where(active, r_next + (rr_next / rr) * p, p)
+        r = torch.where(active, r_next, r)
+        rr = torch.where(active, rr_next, rr)
+    return v, products
 
 
 def fixed_point_solve(

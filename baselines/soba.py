@@ -14,16 +14,20 @@ rho_t = step / t^decay, gamma_t = (step / outer_ratio) / t^decay with decay = 1/
 step = 0.1, outer_ratio = 1, batch 64.
 Oracle cost per iteration: one gradient of g (create_graph), one HVP and one JVP of g, one
 gradient of f, each weighted |B|/n.
+
+Compiled fast path (opt-in, ``compiled = True``; ``baselines/compiled.py``): the first step is
+eager and records its passes; every later step runs directions and update as one Inductor-compiled
+function of the uncounted objectives and counts the recorded passes. Same iterates up to
+rounding, identical counts.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import torch
+from bilevel_bench_baselines.compiled import FastPath, record_passes
 from bilevel_bench_baselines.inner_loops import soba_directions
 
-from bilevel_bench import Hyperparameter, LogUniform, Solver
+from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 
 class SOBA(Solver):
@@ -41,7 +45,18 @@ class SOBA(Solver):
         "decay": Hyperparameter(0.5, None, "steps decay as t^-decay (0: constant)"),
     }
 
-    #: opt-in compiled fast path (module docstring)
+    references = {
+        "quadratic": Reference(dict(lr=0.1, outer_ratio=1.0, batch_size=64),
+                               "benchopt benchmark_bilevel defaults: step 0.1, outer_ratio 1, "
+                               "batch 64 (Dagreou et al., arXiv:2201.13409)"),
+        "hyper-cleaning": Reference(
+            dict(lr=1.0, outer_ratio=2.0, batch_size=64),
+            "benchopt's best hyper-cleaning parameters (p = 0.5: step 1.0, outer_ratio 1e-4, "
+            "i.e. outer step 1e4 on n = 20,000 with sigmoid(x) weights), the outer step "
+            "rescaled to version 3's sigmoid(sqrt(n) x): 1e4 / 20,000 = 0.5"),
+    }
+
+    #: opt-in compiled fast path (module docstring; not a hyperparameter: same trajectory)
     compiled: bool = False
 
     def init(self, problem, x0, y0, generator):
@@ -49,7 +64,7 @@ class SOBA(Solver):
         self.x, self.y = x0.clone(), y0.clone()
         self.v = torch.zeros_like(y0)
         self.t = 0
-        self._fast = None  # (compiled step, counts per step) once measured
+        self._fast: FastPath | None = None  # once the first (eager) step recorded its passes
 
     def directions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(D_y, D_v, D_x) at the current state on freshly drawn mini-batches."""
@@ -64,10 +79,12 @@ class SOBA(Solver):
         rho = self.lr / self.t**self.decay
         if not self.compiled:
             self.update(rho, *self.directions())
-        elif self._fast is None:  # eager, measuring the counts each compiled step adds
-            with self.problem.measure_counts() as counts:
+        elif self._fast is None:  # eager, recording the passes each compiled step makes
+            with record_passes(self.problem) as log:
                 self.update(rho, *self.directions())
-            self._fast = (compiled_soba_step(self.problem, self.outer_ratio), counts)
+            outer_ratio = self.outer_ratio
+            self._fast = FastPath("SOBA", lambda: soba_step_function(self.problem, outer_ratio),
+                                  log.passes(), log.samples)
         else:
             self._compiled_step(rho)
 
@@ -75,19 +92,13 @@ class SOBA(Solver):
         p = self.problem
         batch_g = p.sample_batch("g", self.batch_size, self.generator)
         batch_f = p.sample_batch("f", self.batch_size, self.generator)
-        fn, counts = self._fast
         state = (self.x, self.y, self.v)
-        try:
-            self.x, self.y, self.v = fn(*state, batch_g, batch_f,
-                                            torch.tensor(rho, dtype=self.x.dtype))
-        except Exception as exc:  # noqa: BLE001 - any compile failure: stay eager
-            warnings.warn(f"SOBA: compiled step failed ({type(exc).__name__}: {exc}); "
-                          "running eagerly", RuntimeWarning, stacklevel=2)
+        out = self._fast(p, *state, batch_g, batch_f, torch.tensor(rho, dtype=self.x.dtype))
+        if out is None:  # warned: continue eagerly, on the same batches
             self.compiled = False
-            self.x, self.y, self.v = state
             self.update(rho, *soba_directions_full(p, *state, batch_g, batch_f))
             return
-        p.add_counts(counts)
+        self.x, self.y, self.v = out
 
     def update(self, rho: float, d_y: torch.Tensor, d_v: torch.Tensor, d_x: torch.Tensor) -> None:
         """x <- Proj_X(x - rho/outer_ratio D_x), y <- Proj_Y(y - rho D_y), v <- v - rho D_v."""
@@ -105,9 +116,10 @@ def soba_directions_full(p, x, y, v, batch_g, batch_f):
     return gy, hyy_v + fy, hxy_v + fx
 
 
-def compiled_soba_step(p, outer_ratio: float):
-    """One SOBA step (directions and update) as a ``torch.compile`` graph on the uncounted
-    objectives: ``(x, y, v, batch_g, batch_f, rho) -> (x, y, v)``."""
+def soba_step_function(p, outer_ratio: float):
+    """One SOBA step (directions and update) as a pure function of the uncounted objectives,
+    for :class:`~bilevel_bench_baselines.compiled.FastPath`:
+    ``(x, y, v, batch_g, batch_f, rho) -> (x, y, v)``."""
     from torch.func import grad, vjp
 
     g, f = p.uncounted("g"), p.uncounted("f")
@@ -119,4 +131,4 @@ def compiled_soba_step(p, outer_ratio: float):
         x_new = p.project_x(x - rho / outer_ratio * (hxy_v + fx))
         return x_new, p.project_y(x_new, y - rho * d_y), v - rho * (hyy_v + fy)
 
-    return torch.compile(step, fullgraph=True, dynamic=False)
+    return step

@@ -72,11 +72,57 @@ def test_jax_reference_replays_our_iterates(name, steps):
         np.testing.assert_allclose(np.asarray(a), b.numpy(), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("problem", ["quadratic-small", "quadratic-benchopt"])
-def test_compiled_soba_counts_and_iterates_match_eager(problem):
-    eager, eager_oracles, *_ = run_ours("soba", 12, problem)
-    fast, fast_oracles, *_ = run_ours("soba", 12, problem, compiled=True)
-    assert fast.compiled and fast._fast is not None  # the compiled path ran, no fallback
+STATE = {"soba": ("x", "y", "v"), "stocbio": ("x", "y"), "aid-cg": ("x", "y", "v"),
+         "aid-neumann": ("x", "y", "v")}
+
+
+@pytest.mark.parametrize("name, problem, steps", [
+    ("soba", "quadratic-small", 12), ("soba", "quadratic-benchopt", 12),
+    ("stocbio", "quadratic-small", 4), ("stocbio", "quadratic-benchopt", 4),
+    ("aid-cg", "quadratic-small", 6), ("aid-neumann", "quadratic-small", 6),
+    # a singular LL Hessian: CG stops early, the compiled step counts the products it made
+    ("aid-cg", "bome-toy", 6),
+])
+def test_compiled_counts_and_iterates_match_eager(name, problem, steps):
+    eager, eager_oracles, *_ = run_ours(name, steps, problem)
+    fast, fast_oracles, *_ = run_ours(name, steps, problem, compiled=True)
+    assert fast.compiled and fast._fast is not None and fast._fast.fn is not None  # no fallback
     assert fast_oracles.counter.snapshot() == eager_oracles.counter.snapshot()
-    for a, b in ((fast.x, eager.x), (fast.y, eager.y), (fast.v, eager.v)):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    for attr in STATE[name]:
+        torch.testing.assert_close(getattr(fast, attr), getattr(eager, attr), rtol=0, atol=1e-10)
+
+
+def test_compiled_cg_counts_the_products_it_made():
+    from bilevel_bench_baselines.inner_loops import conjugate_gradient, conjugate_gradient_masked
+
+    matrix = torch.diag(torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64))  # singular
+    calls = []
+
+    def operator(u):
+        calls.append(1)
+        return matrix @ u
+
+    rhs = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
+    start = torch.zeros(3, dtype=torch.float64)
+    for steps in (1, 2, 5):
+        calls.clear()
+        expected = conjugate_gradient(operator, rhs, start, steps)
+        eager_products = len(calls)
+        v, products = conjugate_gradient_masked(operator, rhs, start, steps)
+        assert int(products) == eager_products
+        torch.testing.assert_close(v, expected, rtol=0, atol=1e-14)
+
+
+def test_compiled_step_falls_back_to_eager_with_a_warning(monkeypatch):
+    from bilevel_bench_baselines import compiled
+
+    def broken(fn, example_args):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(compiled, "compile_function", broken)
+    eager, eager_oracles, *_ = run_ours("stocbio", 3, "quadratic-small")
+    with pytest.warns(RuntimeWarning, match="compiled step failed"):
+        fast, fast_oracles, *_ = run_ours("stocbio", 3, "quadratic-small", compiled=True)
+    assert not fast.compiled
+    assert fast_oracles.counter.snapshot() == eager_oracles.counter.snapshot()
+    torch.testing.assert_close(fast.x, eager.x, rtol=0, atol=0)
