@@ -12,8 +12,9 @@ grad^2_yy g + ``ridge`` I) or its Neumann series (``"neumann"``, N terms, step e
 (version 1.1, default 1e-6) keeps CG defined where the LL Hessian is singular (bome-toy: y2 is
 free, so a CG step meets zero curvature and divided by it, giving NaN): the solution's
 component in the Hessian's null space is then rhs / ridge, finite, and the hypergradient uses
-grad^2_xy g, which vanishes on that null space when it is the LL solution set's direction. The products go through the counted
-oracles, so counts stay honest. Shows that the plugin API carries third-party code.
+grad^2_xy g, which vanishes on that null space when it is the LL solution set's direction.
+The products go through the counted oracles, so counts stay honest. Shows that the plugin API
+carries third-party code.
 Defaults as AID-CG (alpha = beta = 0.1, D = N = 10).
 """
 
