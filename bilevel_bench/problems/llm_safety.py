@@ -52,7 +52,8 @@ class SafetyDataSelection(LLMBilevelProblem):
     """Bilevel selection of fine-tuning samples against a safe validation set."""
 
     name = "llm-safety-selection"
-    version = "1"
+    #: 2: llm-safety-tiny's target 3.0 -> 2.7 (x frozen reached 3.0: direct mixing, 2.88)
+    version = "2"
     citation = ("Shen, Chen, Das, Chen, SEAL: Safety-enhanced Aligned LLM Fine-tuning via "
                 "Bilevel Data Selection, arXiv:2410.07471; Xiao & Chen, Bilevel Data Curation "
                 "for LLM Fine-tuning, arXiv:2511.21056")
@@ -69,9 +70,14 @@ class SafetyDataSelection(LLMBilevelProblem):
             dict(model="tiny", trainable="last:1+head", n_benign=24, n_refusal=12, n_compliance=12,
                  n_val_harmful=8, n_val_benign=8, n_test_harmful=16, n_test_benign=16,
                  max_prompt_tokens=48, max_response_tokens=64, max_new_tokens=12),
-            target=3.0, budget=Budget(seconds=20.0, iterations=2_000),
+            target=2.7, budget=Budget(seconds=20.0, iterations=2_000),
             suites=("llm", "llm-tiny"),
-            description="in-code 2-block Llama, byte tokenizer (for tests and quick runs)",
+            description="in-code 2-block Llama, byte tokenizer (for tests and quick runs). "
+                        "Validation loss 2.7 needs a better x than x_0: direct mixing (x frozen, "
+                        "LL lr 0.1) gets 2.88 at best within the budget (250-270 steps), the "
+                        "same LL training with the harmful-compliance samples removed (x = -5 "
+                        "on them) 2.48. On CPU no bilevel solver reaches 2.7 within the budget "
+                        "yet (SABA 3.22, stocBiO 3.50 at their defaults after 50-70 steps)",
         ),
         "llm-safety-smollm2": Instance(
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
