@@ -39,7 +39,7 @@ class ALTPBGD(PenaltyMethodBase, Solver):
     citation = "Jiang, Xiao, Chen, Chen, Efficient Penalty-Based Bilevel Methods: Improved " \
                "Analysis, Novel Updates, and Flatness Condition, arXiv:2511.16796"
     needs = frozenset()
-    handles = frozenset({"coupled_constraints", "cuda"})
+    handles = frozenset({"coupled_constraints", "ll_infeasible_in_x", "cuda"})
     hyperparameters = {
         "gamma": Hyperparameter(15.0, LogUniform(1.0, 1000.0), "penalty constant"),
         "lr": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "UL step eta"),

@@ -47,7 +47,7 @@ class BLOCC(PenaltyMethodBase, Solver):
     citation = "Jiang et al., A Primal-Dual-Assisted Penalty Approach to Bilevel Optimization " \
                "with Coupled Constraints, NeurIPS 2024, arXiv:2406.10148"
     needs = frozenset()
-    handles = frozenset({"coupled_constraints", "cuda"})
+    handles = frozenset({"coupled_constraints", "ll_infeasible_in_x", "cuda"})
     hyperparameters = {
         "gamma": Hyperparameter(5.0, LogUniform(1.0, 100.0), "penalty constant"),
         "lr": Hyperparameter(0.01, LogUniform(1e-4, 1.0), "UL step eta"),

@@ -71,7 +71,7 @@ class LVHBA(Solver):
     citation = "Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian " \
                "Value Function Approach and Hessian-free Algorithm, ICLR 2024, arXiv:2401.16164"
     needs = frozenset()
-    handles = frozenset({"coupled_constraints", "cuda"})
+    handles = frozenset({"coupled_constraints", "ll_infeasible_in_x", "cuda"})
     hyperparameters = {
         "alpha": Hyperparameter(0.008, LogUniform(1e-4, 1.0), "step on (x, y)"),
         "beta": Hyperparameter(0.02, LogUniform(1e-4, 1.0), "step on z"),

@@ -38,7 +38,11 @@ import torch
 ORACLE_FEATURES = frozenset({"second_order", "ul_x_gradient"})
 #: Structural features of a problem that a solver must be able to handle
 #: (``ul_independent_of_x`` is informational: it withdraws the ``ul_x_gradient`` oracle).
-PROBLEM_FEATURES = frozenset({"coupled_constraints", "ul_independent_of_x"})
+#: ``ll_infeasible_in_x``: the LL has no feasible point for part of X (coupled constraints on
+#: non-separable data), so F is undefined there; a method must keep x where the LL is feasible
+#: (an x-step that sees the constraints' multipliers), declared per instance.
+PROBLEM_FEATURES = frozenset({"coupled_constraints", "ul_independent_of_x",
+                              "ll_infeasible_in_x"})
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class Instance:
     positive and lower is better, linear otherwise), see :func:`default_ladder`.
     ``ll_gate`` (or the family's) says when a checkpoint may count (:class:`LLGate`).
     ``checkpoints_per_decade`` overrides the runner's (expensive evaluations use fewer).
+    ``features``: structural features of this instance beyond its family's (a subset of
+    :data:`PROBLEM_FEATURES`, e.g. ``ll_infeasible_in_x``).
     """
 
     params: Mapping[str, Any]
@@ -138,6 +144,7 @@ class Instance:
     ladder: tuple[float, ...] | None = None
     ll_gate: LLGate | None = None
     checkpoints_per_decade: int | None = None
+    features: frozenset[str] = frozenset()
 
 
 class LadderError(ValueError):

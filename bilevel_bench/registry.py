@@ -28,7 +28,13 @@ from typing import Any
 import torch
 
 from bilevel_bench.errors import DataError, PluginError, UnknownNameError
-from bilevel_bench.problem import BilevelProblem, Instance, LadderError, check_ladder
+from bilevel_bench.problem import (
+    PROBLEM_FEATURES,
+    BilevelProblem,
+    Instance,
+    LadderError,
+    check_ladder,
+)
 from bilevel_bench.solver import Solver, validate_solver_class
 
 PROBLEM_GROUP = "bilevel_bench.problems"
@@ -60,6 +66,7 @@ class ProblemEntry:
         """Structural features of the instance (e.g. coupled constraints), read from a built
         instance (cached): families may set ``n_constraints`` per instance."""
         key = (self.source, self.name)
+        declared = frozenset(self.instance.features)
         if key not in _FEATURES:
             if self.family.n_constraints:
                 _FEATURES[key] = frozenset({"coupled_constraints"} | (
@@ -71,9 +78,9 @@ class ProblemEntry:
                     # an optional dependency or data file is missing: plan with the family's
                     # declared features; each run then ends as an `error` record whose message
                     # names the install command or the file (planning never crashes)
-                    return frozenset() if self.family.ul_depends_on_x else \
-                        frozenset({"ul_independent_of_x"})
-        return _FEATURES[key]
+                    return declared | (frozenset() if self.family.ul_depends_on_x else
+                                        frozenset({"ul_independent_of_x"}))
+        return _FEATURES[key] | declared
 
 
 _FEATURES: dict[tuple[str, str], frozenset[str]] = {}
@@ -200,6 +207,11 @@ def family_entries(family: type[BilevelProblem], source: str) -> dict[str, Probl
     if not family.instances:
         raise PluginError(f"problem family {family.__name__} declares no `instances`")
     for name, instance in family.instances.items():
+        unknown = sorted(set(instance.features) - PROBLEM_FEATURES)
+        if unknown:
+            raise PluginError(f"instance {name!r} declares unknown features {unknown}; known: "
+                              f"{', '.join(sorted(PROBLEM_FEATURES))} (family "
+                              f"{family.__name__}, {source})")
         if instance.ladder is not None:
             try:
                 check_ladder(name, instance.ladder, instance.target, family.higher_is_better)

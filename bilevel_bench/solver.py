@@ -249,6 +249,10 @@ class Solver:
         if missing:
             return f"needs {sorted(missing)} oracles that the problem does not provide"
         unhandled = set(features) - set(cls.handles) - {"ul_independent_of_x"}
+        if unhandled == {"ll_infeasible_in_x"}:
+            return ("does not handle ['ll_infeasible_in_x']: the LL is infeasible for part of X "
+                    "here (F undefined) and its x-step does not see the constraints' "
+                    "multipliers, so nothing keeps x where F is defined")
         if unhandled:
             return f"does not handle {sorted(unhandled)}"
         if str(device).startswith("cuda") and "cuda" not in cls.handles:

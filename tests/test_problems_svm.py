@@ -10,7 +10,7 @@ from problem_runs import drive
 from scipy.optimize import minimize
 
 from bilevel_bench.problems.svm import SVMLVHBA, SVMCoupled
-from bilevel_bench.registry import get_problem, suites
+from bilevel_bench.registry import get_problem, get_solver, suites
 
 #: the reference configuration of BLOCC that the targets were frozen with
 BLOCC = dict(gamma=12.0, primal_lr_g=1e-3, dual_lr_g=1e-3, primal_lr_F=1e-3, dual_lr_F=1e-3,
@@ -109,6 +109,22 @@ def test_iterate_metrics_and_infeasible_lower_level():
     x0, y0 = problem.init(torch.Generator().manual_seed(0))
     metrics = problem.evaluate(x0, y0)
     assert metrics["ll_feasible"] == 1.0 and metrics["test_accuracy_exact_ll"] == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_ll_infeasible_in_x_is_declared_exactly_where_small_c_has_no_classifier(name):
+    """The feature ``ll_infeasible_in_x`` (PBGD-Free, whose x-step -eta c ignores the LL, is not
+    run there) matches the data: the hard-margin LL at c = 1e-4 (X's bound) is infeasible on
+    every seed's training split iff the instance declares it."""
+    entry = get_problem(name)
+    declared = "ll_infeasible_in_x" in entry.instance.features
+    for seed in range(3):
+        problem = entry.make(seed=seed)
+        bound = torch.full(problem.x_shape, 1e-4, dtype=torch.float64)
+        assert (problem.solve_ll(bound) is None) == declared, (name, seed)
+    reason = get_solver("pbgd-free").can_solve(entry.features(), entry.family.provides, "cpu")
+    assert ("ll_infeasible_in_x" in reason) == declared
+    assert get_solver("blocc").can_solve(entry.features(), entry.family.provides, "cpu") == ""
 
 
 def test_lvhba_exact_ll_solution_matches_an_independent_primal_solve():

@@ -212,11 +212,16 @@ class _SVMBase(BilevelProblem):
 
 
 def _svm_instances(prefix: str, datasets: dict[str, tuple[float, tuple[str, ...], str]],
-                   budget: Budget, poly: set[str]) -> dict[str, Instance]:
+                   budget: Budget, poly: set[str],
+                   non_separable: frozenset[str] = frozenset()) -> dict[str, Instance]:
+    """Instances of one SVM family; ``non_separable`` datasets get the feature
+    ``ll_infeasible_in_x`` (P7: no (w, b) meets 1 - c_i - t_i (w.z_i + b) <= 0 at small c, so
+    F is undefined there; checked by tests/test_problems_svm.py)."""
     return {
         f"{prefix}-{name}": Instance(
             {"dataset": name, "poly": name in poly}, target=target, budget=budget, suites=suites,
             description=description,
+            features=frozenset({"ll_infeasible_in_x"}) if name in non_separable else frozenset(),
         )
         for name, (target, suites, description) in datasets.items()
     }
@@ -252,7 +257,8 @@ class SVMCoupled(_SVMBase):
         "breast-cancer": (2150.0, ("full",),
                           "LIBSVM breast-cancer (9 features), 400/150/133; F(x0) ~2.4e3-2.5e3. "
                           "Target reached by BLOCC's reference configuration in ~90 steps"),
-}, SVM_BUDGET, poly={"diabetes"})
+}, SVM_BUDGET, poly={"diabetes"},
+   non_separable=frozenset({"diabetes", "fourclass", "breast-cancer"}))
 
     def __init__(self, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64,
                  dataset: str = "wdbc", poly: bool = False, n_train: int | None = None,
