@@ -307,10 +307,17 @@ class LVHBAToy(ClosedFormToy):
                "Value Function Approach and Hessian-free Algorithm, arXiv:2401.16164"
     formulation = "f = ||x-y2||^2/2 + ||y1-1||^2/2; g = ||y1||^2/2 - x.y1 + 1.y2; 1.x + 1.y = 0"
     n_constraints = 2
+    #: version 2: target 1e-3 -> 0.5 (F - F*, F* = 5). 1e-3 was reached by no solver: LV-HBA
+    #: converges sublinearly here and needs more than 20,000 iterations for it
+    version = "2"
     instances = {
         "lvhba-toy": Instance(
-            {"n": 100}, target=1e-3, budget=TOY_BUDGET, suites=("toys", "core", "full"),
-            description="coupled equality constraint, non-unique LL solution, n = 100",
+            {"n": 100}, target=0.5, budget=TOY_BUDGET, suites=("toys", "core", "full"),
+            description="coupled equality constraint, non-unique LL solution, n = 100. F - F* "
+                        "is ~5e4 at x_0; the target 0.5 (|x - x*| ~ |x*| / 3) was frozen from "
+                        "LV-HBA's and BLOCC's reference configurations, which end at 0.2-0.3 "
+                        "within the 5 s budget (LV-HBA is sublinear: 1e-3 needs > 20,000 "
+                        "iterations)",
         )
     }
 
