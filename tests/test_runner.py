@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+import torch
 from conftest import plugin
 
 from bilevel_bench import load_results
@@ -240,3 +241,25 @@ def test_evaluation_time_does_not_count_against_the_hard_timeout():
     (record,) = records
     assert record["status"] == "budget", record["error"]
     assert record["summary"]["evaluation_time"] > 1.5
+
+
+@pytest.mark.parametrize("problem,solver", [("quadratic-small", "soba"),
+                                            ("svm-ho-wdbc", "lv-hba")])
+def test_warm_up_before_the_clock_changes_nothing(monkeypatch, problem, solver):
+    """The warm-up before the solver clock (first autograd calls, uncounted, on a throw-away
+    point) leaves the trajectory, the counts and the problem's data as they were."""
+    from bilevel_bench import runner
+    from bilevel_bench.registry import get_problem
+
+    instance = get_problem(problem).make(seed=0)
+    before = {k: t.clone() for k, t in instance.data_tensors().items()}
+    runner.warm_up(instance)
+    assert all(torch.equal(before[k], t) for k, t in instance.data_tensors().items())
+    budget = Budget(seconds=None, oracle_cost=None, iterations=3)
+    warm = run(solver, problem, budget=budget)
+    monkeypatch.setattr(runner, "warm_up", lambda problem: None)
+    cold = run(solver, problem, budget=budget)
+    assert warm["status"] == cold["status"] == "budget"
+    for a, b in zip(warm["trace"], cold["trace"], strict=True):
+        assert a["metrics"] == b["metrics"] and a["counts"] == b["counts"]
+        assert a["oracle_cost"] == b["oracle_cost"] and a["samples"] == b["samples"]
