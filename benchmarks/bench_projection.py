@@ -9,7 +9,12 @@ samples), side by side in one process, in interleaved repeats (alternating which
   accelerated dual gradient); also the feasibility each reaches (max h after projection);
 * one LV-HBA outer iteration (default hyperparameters) with either path.
 
-Prints the medians and the ratios generic / exact. Threads are pinned to 1.
+Prints the medians and the ratios generic / exact. Then the same on ``svm-ho`` (P7: the same
+constraints with x = c, boxed c >= 1e-4, on the rows' private coordinates): the exact path
+there is opt-in (``exact_boxes=True``, :func:`inner_loops.separable_boxed_projection`), since
+the default generic path stops short of the projection (its distance to the exact projection
+and its largest violation are printed) and LV-HBA's svm-ho trajectories follow it.
+Threads are pinned to 1.
 
     python benchmarks/bench_projection.py [--repeats 7] [--iterations 5]
 """
@@ -50,10 +55,11 @@ def time_projection(oracles: Oracles, x, y, structured: bool) -> tuple[float, fl
     return elapsed, float(oracles._problem.h(xp, yp).max())
 
 
-def time_iterations(problem: SVMLVHBA, structured: bool, iterations: int) -> float:
+def time_iterations(problem, structured: bool, iterations: int, **options) -> float:
     """Median seconds per LV-HBA outer iteration with the given projection path."""
     original = lv_hba.project_onto_constraints
-    lv_hba.project_onto_constraints = functools.partial(original, structured=structured)
+    lv_hba.project_onto_constraints = functools.partial(original, structured=structured,
+                                                        **options)
     try:
         oracles = Oracles(problem)
         gen = torch.Generator().manual_seed(0)
@@ -100,6 +106,44 @@ def main() -> None:
     print(f"projection:     exact {1e3 * p_fast:8.1f} ms (max h {feas[True]:.1e}) | generic "
           f"{1e3 * p_gen:8.1f} ms (max h {feas[False]:.1e}) | ratio generic/exact "
           f"{p_gen / p_fast:6.1f}")
+    print(f"LV-HBA iteration: exact {1e3 * i_fast:6.1f} ms | generic {1e3 * i_gen:8.1f} ms | "
+          f"ratio generic/exact {i_gen / i_fast:6.1f}")
+    svm_ho(args.repeats, args.iterations)
+
+
+def svm_ho(repeats: int, iterations: int) -> None:
+    """svm-ho (boxed c): opt-in exact path vs the default generic path."""
+    from bilevel_bench.problems.svm import SVMCoupled
+
+    problem = SVMCoupled(dataset="wdbc")
+    oracles = Oracles(problem)
+    gen = torch.Generator().manual_seed(0)
+    x, y = problem.init(gen)
+    y = y + 0.5 * torch.randn(y.shape, generator=gen, dtype=y.dtype)
+    x = x - 3 * torch.rand(x.shape, generator=gen, dtype=x.dtype)  # some c below the box
+    paths = {"exact": {"exact_boxes": True}, "generic": {}}
+    seconds: dict[str, list[float]] = {k: [] for k in paths}
+    out = {}
+    for rep in range(repeats + 1):  # the first is a warm-up
+        for name in (paths if rep % 2 == 0 else reversed(paths)):
+            start = time.perf_counter()
+            out[name] = inner_loops.project_onto_constraints(oracles, x, y, **paths[name])
+            if rep:
+                seconds[name].append(time.perf_counter() - start)
+    gap = max(float((a - b).abs().max()) for a, b in zip(out["exact"], out["generic"],
+                                                          strict=True))
+    viol = {k: float(problem.h(*v).max()) for k, v in out.items()}
+    iters: dict[str, list[float]] = {k: [] for k in paths}
+    for rep in range(max(1, repeats // 3)):
+        for name in (paths if rep % 2 == 0 else reversed(paths)):
+            iters[name].append(time_iterations(problem, True, iterations, **paths[name]))
+    p_fast, p_gen = statistics.median(seconds["exact"]), statistics.median(seconds["generic"])
+    i_fast, i_gen = statistics.median(iters["exact"]), statistics.median(iters["generic"])
+    print(f"\nsvm-ho (WDBC, {problem.n_constraints} constraints, c >= 1e-4; "
+          f"{int((problem.h(x, y) > 0).sum())} violated, {int((x < 1e-4).sum())} c below the box)")
+    print(f"projection:     exact {1e3 * p_fast:8.1f} ms (max h {viol['exact']:.1e}) | generic "
+          f"{1e3 * p_gen:8.1f} ms (max h {viol['generic']:.1e}, {gap:.1e} from exact) | ratio "
+          f"generic/exact {p_gen / p_fast:6.1f}")
     print(f"LV-HBA iteration: exact {1e3 * i_fast:6.1f} ms | generic {1e3 * i_gen:8.1f} ms | "
           f"ratio generic/exact {i_gen / i_fast:6.1f}")
 

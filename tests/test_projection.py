@@ -105,3 +105,95 @@ def test_non_separable_rows_take_the_generic_path():
     jac = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0]], dtype=torch.float64)
     assert separable_halfspace_projection(jac, torch.zeros(2, dtype=torch.float64),
                                           torch.ones(3, dtype=torch.float64)) is None
+
+
+def cvxpy_boxed_projection(jac, rhs, z0, lower, upper) -> torch.Tensor:
+    cp = pytest.importorskip("cvxpy")
+    z = cp.Variable(z0.numel())
+    cons = [jac.numpy() @ z <= rhs.numpy()]
+    lo, hi = lower.numpy(), upper.numpy()
+    finite_lo, finite_hi = lower.isfinite().numpy(), upper.isfinite().numpy()
+    if finite_lo.any():
+        cons.append(z[finite_lo] >= lo[finite_lo])
+    if finite_hi.any():
+        cons.append(z[finite_hi] <= hi[finite_hi])
+    cp.Problem(cp.Minimize(cp.sum_squares(z - z0.numpy())), cons).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return torch.as_tensor(z.value)
+
+
+@pytest.fixture(scope="module")
+def svm_ho_point():
+    """svm-ho (P7: h_i = 1 - c_i - t_i (w^T z_i + b), c >= 1e-4, x = c) at a point violating
+    many constraints with about a fifth of c below its box."""
+    from bilevel_bench.problems.svm import SVMCoupled
+
+    problem = SVMCoupled(dataset="wdbc", n_train=80, n_val=20)
+    gen = torch.Generator().manual_seed(0)
+    x, y = problem.init(gen)
+    y = y + 0.5 * torch.randn(y.shape, generator=gen, dtype=y.dtype)
+    x = x - 4 * torch.rand(x.shape, generator=gen, dtype=x.dtype)
+    return problem, Oracles(problem), x, y
+
+
+def test_svm_ho_boxed_projection_is_exact(svm_ho_point):
+    problem, oracles, x, y = svm_ho_point
+    assert int((problem.h(x, y) > 0).sum()) > 10 and int((x < 1e-4).sum()) > 10
+    xp, yp = project_onto_constraints(oracles, x, y, exact_boxes=True)
+    h, jx, jy = oracles.jacobian_h(x, y)
+    jac, z0 = torch.cat([jx, jy], dim=1), torch.cat([x, y])
+    lower = torch.cat([torch.full_like(x, 1e-4), torch.full_like(y, -torch.inf)])
+    reference = cvxpy_boxed_projection(jac, jac @ z0 - h, z0, lower, torch.full_like(z0, torch.inf))
+    torch.testing.assert_close(torch.cat([xp, yp]), reference, atol=1e-7, rtol=0)
+    assert float(problem.h(xp, yp).max()) <= 1e-12 and float(xp.min()) >= 1e-4
+    # KKT with the box written as rows -c_i <= -1e-4
+    box = torch.cat([-torch.eye(x.numel(), dtype=x.dtype), torch.zeros(x.numel(), y.numel(),
+                                                                         dtype=x.dtype)], dim=1)
+    rows, rhs = torch.cat([jac, box]), torch.cat([jac @ z0 - h, torch.full_like(x, -1e-4)])
+    assert kkt_residual(rows, rhs, z0, torch.cat([xp, yp])) < 1e-10
+
+
+def test_svm_ho_default_keeps_the_generic_path(svm_ho_point):
+    """Off by default: LV-HBA's trajectories on svm-ho are those of the generic path."""
+    _, oracles, x, y = svm_ho_point
+    default = project_onto_constraints(oracles, x, y)
+    generic = project_onto_constraints(oracles, x, y, structured=False)
+    assert all(torch.equal(a, b) for a, b in zip(default, generic, strict=True))
+    counted = Oracles(oracles._problem)
+    project_onto_constraints(counted, x, y, exact_boxes=True)
+    counts = counted.counter.counts
+    assert (counts["h_value"], counts["h_grad"], counted.counter.oracle_cost) == (1, 1, 2)
+
+
+def test_boxed_projection_random_signs_and_untouched_coordinates():
+    """Private coefficients of both signs, boxes on the side the rows leave open, untouched
+    coordinates boxed too: exact against cvxpy; a box the rows could cross, or a box on a
+    shared coordinate, is left to the generic path (None)."""
+    from bilevel_bench_baselines.inner_loops import separable_boxed_projection
+
+    gen = torch.Generator().manual_seed(2)
+    m, shared, untouched = 40, 5, 3
+    n = shared + untouched + m
+    jac = torch.zeros(m, n, dtype=torch.float64)
+    jac[:, :shared] = torch.randn(m, shared, generator=gen, dtype=torch.float64)
+    alpha = torch.randn(m, generator=gen, dtype=torch.float64)
+    jac[torch.arange(m), shared + untouched + torch.arange(m)] = alpha
+    z0 = 2 * torch.randn(n, generator=gen, dtype=torch.float64)
+    rhs = torch.randn(m, generator=gen, dtype=torch.float64)
+    lower, upper = torch.full_like(z0, -torch.inf), torch.full_like(z0, torch.inf)
+    priv = shared + untouched + torch.arange(m)
+    bound = 0.5 * torch.randn(m, generator=gen, dtype=torch.float64)
+    lower[priv] = torch.where(alpha < 0, bound, -torch.inf)  # p >= (..): box from below
+    upper[priv] = torch.where(alpha > 0, bound, torch.inf)   # p <= (..): box from above
+    lower[shared:shared + untouched], upper[shared:shared + untouched] = -0.1, 0.1
+    assert int((jac @ z0 > rhs).sum()) > 5
+    z = separable_boxed_projection(jac, rhs, z0, lower, upper)
+    assert z is not None
+    reference = cvxpy_boxed_projection(jac, rhs, z0, lower, upper)
+    torch.testing.assert_close(z, reference, atol=1e-7, rtol=0)
+    crossing = upper.clone()
+    crossing[priv[alpha < 0][0]] = 5.0
+    assert separable_boxed_projection(jac, rhs, z0, lower, crossing) is None
+    boxed_shared = lower.clone()
+    boxed_shared[0] = -1.0
+    assert separable_boxed_projection(jac, rhs, z0, boxed_shared, upper) is None
