@@ -395,7 +395,7 @@ def project_onto_constraints(
     rounds: int = 50,
     tol: float = 1e-12,
     structured: bool = True,
-    exact_boxes: bool = False,
+    exact_boxes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean projection of (x, y) onto {h(x, y) <= 0} intersected with the boxes of x, y.
 
@@ -404,13 +404,13 @@ def project_onto_constraints(
 
     When the constraints are separable per sample (every row of J has private coordinates that
     no other row touches, and no box acts on a coordinate of J), the projection is computed
-    exactly by :func:`separable_halfspace_projection`. With ``exact_boxes`` (opt-in), the same
-    holds when boxes act on the rows' private coordinates (svm-ho: c_i >= 1e-4), by
-    :func:`separable_boxed_projection`. It is off by default: the generic path below stops at
-    ``rounds`` Dykstra rounds short of the projection there (on LV-HBA's svm-ho-wdbc iterates:
-    up to 7e-4 from it, constraints violated by up to 1e-3), so turning it on changes LV-HBA's
-    trajectories on svm-ho (a version bump of the solver). Otherwise (or with ``structured=False``)
-    the generic path: the projection onto the half-space intersection from its dual
+    exactly by :func:`separable_halfspace_projection`. With ``exact_boxes`` (the default since
+    LV-HBA 2.1), the same holds when boxes act on the rows' private coordinates (svm-ho:
+    c_i >= 1e-4), by :func:`separable_boxed_projection`; ``exact_boxes=False`` gives the generic
+    path there, which stops at ``rounds`` Dykstra rounds short of the projection (on LV-HBA's
+    svm-ho-wdbc iterates: up to 7e-4 from it, constraints violated by up to 1e-3). Otherwise
+    (or with ``structured=False``) the generic path: the projection onto the half-space
+    intersection from its dual
     min_{lam >= 0} 1/2 |J^T lam|^2 - lam^T (J w - b) by accelerated projected gradient, stopped
     when its KKT residual |min(lam, grad)| is below ``tol`` relative to the violation, and the
     boxes combined with it by Dykstra's alternating projections (at most ``rounds``; one round

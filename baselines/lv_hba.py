@@ -79,7 +79,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class LVHBA(Solver):
     name = "lv-hba"
-    version = "2.0"
+    version = "2.1"  # 2.1: exact projection on svm-ho (boxed c), was Dykstra-truncated
     citation = "Yao, Yu, Zeng, Zhang, Constrained Bi-Level Optimization: Proximal Lagrangian " \
                "Value Function Approach and Hessian-free Algorithm, ICLR 2024, arXiv:2401.16164"
     needs = frozenset()

@@ -153,14 +153,17 @@ def test_svm_ho_boxed_projection_is_exact(svm_ho_point):
     assert kkt_residual(rows, rhs, z0, torch.cat([xp, yp])) < 1e-10
 
 
-def test_svm_ho_default_keeps_the_generic_path(svm_ho_point):
-    """Off by default: LV-HBA's trajectories on svm-ho are those of the generic path."""
+def test_svm_ho_default_is_the_exact_path(svm_ho_point):
+    """On by default (LV-HBA 2.1); ``exact_boxes=False`` is the generic (Dykstra) path."""
     _, oracles, x, y = svm_ho_point
     default = project_onto_constraints(oracles, x, y)
-    generic = project_onto_constraints(oracles, x, y, structured=False)
-    assert all(torch.equal(a, b) for a, b in zip(default, generic, strict=True))
+    exact = project_onto_constraints(oracles, x, y, exact_boxes=True)
+    assert all(torch.equal(a, b) for a, b in zip(default, exact, strict=True))
+    generic = project_onto_constraints(oracles, x, y, exact_boxes=False)
+    assert all(torch.equal(a, b) for a, b in zip(
+        generic, project_onto_constraints(oracles, x, y, structured=False), strict=True))
     counted = Oracles(oracles._problem)
-    project_onto_constraints(counted, x, y, exact_boxes=True)
+    project_onto_constraints(counted, x, y)
     counts = counted.counter.counts
     assert (counts["h_value"], counts["h_grad"], counted.counter.oracle_cost) == (1, 1, 2)
 
