@@ -320,6 +320,7 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
     import tempfile
 
     from bilevel_bench import registry
+    from bilevel_bench.data import import_loader_modules
     from bilevel_bench.provenance import distributions_of, pin_threads
 
     set_parent_death_signal(signal.SIGKILL, expected_parent=parent)
@@ -327,6 +328,7 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
     pin_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     registry.problems()  # warm-up, inherited by every solver process
+    import_loader_modules()  # code only (no data): no run pays scikit-learn's import
     distributions_of()
     scratch = tempfile.mkdtemp(prefix="bilevel-bench-scratch-") if sandbox else None
     try:
