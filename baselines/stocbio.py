@@ -49,6 +49,11 @@ class StocBiO(Solver):
                                     batch_size=64),
                                "benchopt benchmark_bilevel defaults: step 0.1, outer_ratio 1, "
                                "10 inner and 10 Neumann steps, batch 64 (arXiv:2010.07962)"),
+        "hyper-cleaning": Reference(
+            dict(lr=0.01, outer_ratio=0.2, inner_steps=10, neumann_steps=10, batch_size=64),
+            "benchopt's best hyper-cleaning parameters (p = 0.5: step 0.01, outer_ratio 1e-5, "
+            "i.e. outer step 1000 on n = 20,000 with sigmoid(x) weights), the outer step "
+            "rescaled to version 3's sigmoid(sqrt(n) x): 1000 / 20,000 = 0.05"),
     }
 
     #: opt-in compiled fast path (module docstring; not a hyperparameter: same trajectory)
