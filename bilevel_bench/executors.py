@@ -13,6 +13,8 @@ is replaced and the matrix goes on.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -329,6 +331,9 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     registry.problems()  # warm-up, inherited by every solver process
     import_loader_modules()  # code only (no data): no run pays scikit-learn's import
+    # torch imports symbolic shapes (sympy, ~0.2 s) lazily on a first double-backward pass
+    importlib.import_module("torch.fx.experimental.symbolic_shapes")
+    gc.freeze()  # start-up objects: a solver process's gc passes skip them (~0.1 s per run)
     distributions_of()
     scratch = tempfile.mkdtemp(prefix="bilevel-bench-scratch-") if sandbox else None
     try:

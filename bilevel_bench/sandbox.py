@@ -671,11 +671,28 @@ def _probe(problem: Any) -> None:
 
 
 def _clear_caches() -> None:
-    """Empty the functools caches of bilevel_bench modules (datasets with their test split)."""
+    """Empty the functools caches of the modules that hold data (``bilevel_bench.data`` and the
+    problem families: datasets with their test split, exact solutions): module-level cached
+    functions and cached methods of their classes. Found through the modules, not the garbage
+    collector (the worker freezes its start-up objects with ``gc.freeze()``, which
+    ``gc.get_objects`` does not list). Caches without data (the registry's entries, hardware
+    facts) are kept, so a solver process does not redo them."""
     wrapper = functools._lru_cache_wrapper
-    for obj in gc.get_objects():
-        if type(obj) is wrapper and str(obj.__module__).startswith("bilevel_bench"):
-            obj.cache_clear()
+
+    def clear(value: Any) -> None:
+        value = getattr(value, "__func__", value)  # staticmethod / classmethod
+        if type(value) is wrapper:
+            value.cache_clear()
+
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "bilevel_bench.data"
+                                  or name.startswith("bilevel_bench.problems")):
+            continue
+        for value in list(vars(module).values()):
+            clear(value)
+            if isinstance(value, type) and value.__module__ == name:
+                for attr in list(vars(value).values()):
+                    clear(attr)
 
 
 # ------------------------------------------------------------ the solver process's confinement
