@@ -85,3 +85,20 @@ def test_a_new_plugin_without_clashes_is_registered(third_party):
     _add(third_party, registry.SOLVER_GROUP, "good", f"{BAD_SOLVERS}:GoodSolver")
     assert registry.solvers()["good"].name == "good"
     assert not [b for b in registry.broken_plugins() if b.name == "good"]
+
+
+def test_an_instance_declaring_an_unknown_feature_is_refused_with_its_name():
+    from bilevel_bench.errors import PluginError
+    from bilevel_bench.problem import Instance
+    from bilevel_bench.problems.toys import BOMEToy
+
+    class Typo(BOMEToy):
+        name = "typo-toy"
+        instances = {"typo-toy": Instance({}, target=1e-3, features=frozenset({"ll_infeasible"}))}
+
+    with pytest.raises(PluginError, match=r"'typo-toy'.*\['ll_infeasible'\].*ll_infeasible_in_x"):
+        registry.family_entries(Typo, "tests")
+    declared = registry.family_entries(
+        type("Fine", (BOMEToy,), {"name": "fine-toy", "instances": {"fine-toy": Instance(
+            {}, target=1e-3, features=frozenset({"ll_infeasible_in_x"}))}}), "tests")
+    assert "ll_infeasible_in_x" in declared["fine-toy"].features()
