@@ -74,7 +74,7 @@ class SafetyDataSelection(LLMBilevelProblem):
             suites=("llm", "llm-tiny"),
             description="in-code 2-block Llama, byte tokenizer (for tests and quick runs). "
                         "Validation loss 2.7 needs a better x than x_0: direct mixing (x frozen, "
-                        "LL lr 0.1) gets 2.88 at best within the budget (250-270 steps), the "
+                        "LL lr 0.1) gets 2.88 at best within the budget (250-280 steps), the "
                         "same LL training with the harmful-compliance samples removed (x = -5 "
                         "on them) 2.48. On CPU no bilevel solver reaches 2.7 within the budget "
                         "yet (SABA 3.22, stocBiO 3.50 at their defaults after 50-70 steps)",
