@@ -23,6 +23,16 @@ differences) and, with coupled constraints, beta <= 1 / (K eta |dh/dy|^2) for ea
 max-min problems. Inactive on the toys; on SVM HO (curvature of f ~3e3, |dh/dy|^2 ~3e3) the
 published toy steps diverge at iteration 1 and the caps take over. ``safe_steps = False`` runs
 the steps as given (the reference configurations).
+
+LL-domain backtracking of the x-step (``safe_steps = True``, version 3; as in BLOCC,
+arXiv:2406.10148, whose module states the rule): with coupled constraints the LL can be
+infeasible for part of X (``ll_infeasible_in_x``; SVM HO on fourclass, seed 1: c leaves the
+domain at iteration 5 while y, mu and every step stay bounded), so the step is halved until the
+LL stays feasible with margin, s*(x_{k+1}) <= -eps with s*(x) = min_{y in Y} max_i h_i(x, y)
+(``inner_loops.ll_infeasibility``) and eps = 1e-6 (1 + max_i |h_i(x0, y0)|):
+x_{k+1} = Proj_X(x_k - t_k eta d_k), t_k the largest min(1, 2 t_{k-1}) 2^-j, j <= 20, that does
+(else x_{k+1} = x_k). Iterates are unchanged wherever the full step keeps the LL feasible
+(every toy, svm-ho-wdbc); one more value and Jacobian pass of h per iteration (and per halving).
 Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f.
 """
 
@@ -35,7 +45,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class ALTPBGD(PenaltyMethodBase, Solver):
     name = "alt-pbgd"
-    version = "2.0"
+    version = "3.0"
     citation = "Jiang, Xiao, Chen, Chen, Efficient Penalty-Based Bilevel Methods: Improved " \
                "Analysis, Novel Updates, and Flatness Condition, arXiv:2511.16796"
     needs = frozenset()
@@ -49,7 +59,8 @@ class ALTPBGD(PenaltyMethodBase, Solver):
         "dual_lr": Hyperparameter(0.01, LogUniform(1e-5, 1.0), "dual step (coupled only)"),
         "dual_steps": Hyperparameter(10, LogUniform(1, 100, integer=True), "T (coupled only)"),
         "safe_steps": Hyperparameter(True, None, "cap the steps at their stability limits "
-                                     "estimated at the start (False: as given)"),
+                                     "estimated at the start and backtrack the x-step into "
+                                     "the LL's domain (False: as given)"),
     }
 
     references = {
@@ -72,6 +83,8 @@ class ALTPBGD(PenaltyMethodBase, Solver):
         self._init_state(problem, x0, y0)
         self.steps_F = self._stable_steps(1.0 / self.gamma, self.inner_lr, self.dual_lr)
         self.steps_g = self._stable_steps(0.0, self.inner_lr_g, self.dual_lr)
+        if self.safe_steps:
+            self._init_ll_domain()
 
     def step(self):
         self._track_penalised(*self.steps_F)

@@ -181,6 +181,41 @@ def stable_max_min_steps(
     return tau, beta
 
 
+def ll_infeasibility(
+    problem: Oracles,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    floor: float,
+) -> float:
+    """The LL's worst constraint value at its most feasible point,
+
+        s*(x) = max(floor, min_{y' in B} max_i [h(x, y) + dh/dy (y' - y)]_i),
+
+    an LP in (y', s) (scipy's HiGHS) on h linearised in y at (x, y): exact for h affine in y
+    (every coupled problem of the registry), B the scalar box ``y_bounds`` when Y is that box,
+    else all of R^{n_y} (a relaxation: s*(x) > 0 then still proves the LL infeasible at x).
+    s*(x) <= 0 iff the LL has a feasible point; ``floor`` < 0 keeps the LP bounded (it is
+    unbounded below when any margin can be reached, e.g. separable SVM data). Returns NaN when
+    the LP solver fails (nothing is then decided from it).
+    Cost: one value and one (batched) gradient pass of h."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    h, _, jy = problem.jacobian_h(x, y)
+    jac = jy.reshape(jy.shape[0], -1).to(torch.float64).cpu().numpy()
+    hv = h.reshape(-1).to(torch.float64).cpu().numpy()
+    yv = y.reshape(-1).to(torch.float64).cpu().numpy()
+    n, m = jac.shape[1], jac.shape[0]
+    lo, hi = problem.y_bounds if _plain_boxes(problem) else (None, None)
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    # h + J (y' - y) <= s  <=>  J y' - s <= J y - h
+    a_ub = np.hstack([jac, -np.ones((m, 1))])
+    res = linprog(cost, A_ub=a_ub, b_ub=jac @ yv - hv, bounds=[(lo, hi)] * n + [(floor, None)],
+                  method="highs")
+    return float(res.fun) if res.status == 0 else float("nan")
+
+
 # ---------------------------------------------------- coupled constraints (BLOCC)
 def lagrangian_max_min(
     problem: Oracles,
@@ -763,10 +798,50 @@ class PenaltyMethodBase:
             self.dual_steps, self.inner_steps, accelerated)
 
     def _penalty_step(self, lr: float) -> None:
-        """x <- Proj_X(x - lr grad F_gamma(x)) with the Danskin gradient at (y, mu_y), (z, mu_z)."""
+        """x <- Proj_X(x - lr grad F_gamma(x)) with the Danskin gradient at (y, mu_y), (z, mu_z);
+        backtracked into the LL's domain (:meth:`_ll_domain_step`) once
+        :meth:`_init_ll_domain` has run."""
         grad = penalty_hypergradient(self.problem, self.x, self.y, self.z, self.gamma,
                                      self.mu_y, self.mu_z)
-        self.x = self.problem.project_x(self.x - lr * grad)
+        if getattr(self, "_ll_slack", None) is None:
+            self.x = self.problem.project_x(self.x - lr * grad)
+        else:
+            self.x = self._ll_domain_step(grad, lr)
+
+    #: at most this many halvings of the x-step per iteration (2^-20 ~ 1e-6)
+    ll_domain_halvings = 20
+
+    def _init_ll_domain(self) -> None:
+        """Turn on the LL-domain backtracking of the x-step (coupled constraints only): the
+        margin eps = 1e-6 (1 + max_i |h_i(x0, y0)|) in the units of h, and s*(x0)
+        (:func:`ll_infeasibility`)."""
+        if self.mu_y is None:
+            return
+        with torch.no_grad():
+            scale = float(self.problem.h(self.x, self.z).abs().max())
+        self._ll_margin = 1e-6 * (1.0 + scale)
+        self._ll_fraction = 1.0
+        slack = ll_infeasibility(self.problem, self.x, self.z, -2.0 * self._ll_margin)
+        self._ll_slack = slack if slack == slack else -2.0 * self._ll_margin
+
+    def _ll_domain_step(self, grad: torch.Tensor, lr: float) -> torch.Tensor:
+        """x+ = Proj_X(x - t lr grad) with the largest t in {min(1, 2 t_prev) 2^-j, j = 0..J}
+        whose LL is feasible with margin eps, s*(x+) <= -eps, or no less feasible than at x,
+        s*(x+) <= s*(x) (from an infeasible x0); x+ = x if none (``ll_domain_halvings`` = J).
+        t = 1 whenever the full step keeps the LL feasible (then x+ is the plain step)."""
+        t = min(1.0, 2.0 * self._ll_fraction)
+        floor = -2.0 * self._ll_margin
+        for _ in range(self.ll_domain_halvings + 1):
+            x_new = self.problem.project_x(self.x - (t * lr) * grad)
+            slack = ll_infeasibility(self.problem, x_new, self.z, floor)
+            if not slack == slack or slack <= -self._ll_margin or slack <= self._ll_slack:
+                self._ll_fraction = t
+                if slack == slack:
+                    self._ll_slack = slack
+                return x_new
+            t *= 0.5
+        self._ll_fraction = t
+        return self.x
 
     def solution(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x, self.y
