@@ -1,21 +1,59 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 17, as one prepared script for a lent CUDA machine:
-#   1. the llm-tiny suite on CUDA (1 seed, 20 CPU-s budgets): every run ends with a status;
-#   2. synchronised timing and the GPU/CPU per-iteration ratio on quadratic-benchopt
-#      (benchmarks/gpu_check.py).
+# The GPU checks of issue 17, as one prepared script for a lent CUDA machine (about 8 minutes):
+#   1. synchronised timing and the GPU/CPU per-iteration ratio on quadratic-benchopt, SOBA's
+#      compiled fast path on CUDA, and SOBA against a jit-compiled JAX SOBA on the same GPU
+#      (benchmarks/gpu_check.py);
+#   2. the llm-tiny suite on CUDA (1 seed, 20 s budgets; every run must end with a status);
+#   3. the same timing check on llm-safety-tiny, and the LLM step times and peak memory
+#      (benchmarks/bench_llm.py).
+# Each step has its own time limit and the later steps run even if an earlier one fails.
 # Usage: bash benchmarks/gpu_check.sh [OUT_DIR]   (default: $OUT or ./gpu-check)
-set -euo pipefail
+# Environment: PYTHON (default .venv/bin/python, else python3), GPU_CHECK_WORKERS (default 11).
+# The solver libraries torchopt and higher are left out of step 2 (optional extras that a bare
+# CUDA image may not have); every other registered solver runs.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-gpu-check}}
 mkdir -p "$OUT"
 PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python
+[ -x "$PY" ] || PY=python3
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 BB=("$PY" -m bilevel_bench.cli)
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "gpu_check: no CUDA device here; nothing to check"
   exit 0
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-"${BB[@]}" run --suite llm-tiny --device cuda --seeds 1 --budget-seconds 20 --workers 1 \
-  --results "$OUT/llm-tiny" 2>&1 | tail -40 | tee "$OUT/llm-tiny.txt"
-"$PY" benchmarks/gpu_check.py --iterations 300 2>&1 | tee "$OUT/timing.txt"
+status=0
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to OUT/NAME.txt
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit} s)"
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$OUT/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "== $name: exit status $rc"; status=1; }
+}
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__,
+'cuda', torch.version.cuda, 'threads', torch.get_num_threads())"
+  nproc
+  "$PY" -c "import datasets, pyarrow, transformers; print('datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, 'transformers', transformers.__version__)"
+} 2>&1 | tee "$OUT/env.txt"
+
+step timing 130 "$PY" benchmarks/gpu_check.py --problem quadratic-benchopt \
+  --solvers soba,stocbio,aid-cg --iterations 300 --cpu-iterations 20 --compiled --jax
+
+solvers=()
+for s in $("${BB[@]}" list solvers | awk '{print $1}'); do
+  case $s in torchopt-*|higher-*) ;; *) solvers+=(--solver "$s") ;; esac
+done
+step llm-tiny 200 "${BB[@]}" run --suite llm-tiny "${solvers[@]}" --device cuda --seeds 1 \
+  --budget-seconds 20 --workers "${GPU_CHECK_WORKERS:-11}" --results "$OUT/llm-tiny"
+"${BB[@]}" show "$OUT/llm-tiny" >"$OUT/llm-tiny-show.txt" 2>&1
+tar czf "$OUT/llm-tiny-records.tgz" -C "$OUT" llm-tiny && rm -rf "${OUT:?}/llm-tiny"
+
+step timing 70 "$PY" benchmarks/gpu_check.py --problem llm-safety-tiny \
+  --solvers soba,direct-mixing --iterations 20 --cpu-iterations 3
+step bench-llm 45 "$PY" benchmarks/bench_llm.py --tiers tiny --device cuda
+exit $status

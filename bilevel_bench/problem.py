@@ -187,6 +187,16 @@ def default_ladder(start: float, target: float, higher_is_better: bool,
     return (*values, float(target))
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` with its index made explicit: ``"cuda"`` is the current CUDA device
+    (``cuda:0`` by default). A tensor always reports its index, so a problem's device must
+    carry one for ``tensor.device == problem.device`` to hold."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 class BilevelProblem:
     """Base class of a problem family. Subclasses set the class attributes and implement
     ``f``, ``g`` (and ``h`` when ``n_constraints > 0``), ``init`` and ``evaluate``.
@@ -240,7 +250,7 @@ class BilevelProblem:
         **params: Any,
     ) -> None:
         self.seed = int(seed)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.dtype = dtype
         self.params = dict(params)
         self.instance_name: str = ""

@@ -263,3 +263,16 @@ def test_warm_up_before_the_clock_changes_nothing(monkeypatch, problem, solver):
     for a, b in zip(warm["trace"], cold["trace"], strict=True):
         assert a["metrics"] == b["metrics"] and a["counts"] == b["counts"]
         assert a["oracle_cost"] == b["oracle_cost"] and a["samples"] == b["samples"]
+
+
+def test_a_cuda_problem_carries_the_device_index_its_tensors_report(monkeypatch):
+    """Tensors on the GPU report ``cuda:0``; a problem built for ``"cuda"`` must say
+    ``cuda:0`` too, or every solution is refused as being on the wrong device (found on the
+    first GPU run: all 33 llm-tiny runs ended in that error)."""
+    from bilevel_bench.problem import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert resolve_device("cuda") == torch.device("cuda", 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert torch.empty(0, device="meta").device == resolve_device("meta")
