@@ -33,7 +33,9 @@ LL stays feasible with margin, s*(x_{k+1}) <= -eps with s*(x) = min_{y in Y} max
 x_{k+1} = Proj_X(x_k - t_k eta d_k), t_k the largest min(1, 2 t_{k-1}) 2^-j, j <= 20, that does
 (else x_{k+1} = x_k). Iterates are unchanged wherever the full step keeps the LL feasible
 (every toy, svm-ho-wdbc); one more value and Jacobian pass of h per iteration (and per halving).
-Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f.
+Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f; coupled:
+as BLOCC's, with, under ``safe_steps`` (default), one value and one gradient pass of h more
+per LL-domain check of the x-step (one per iteration, one more per halving).
 """
 
 from __future__ import annotations

@@ -52,7 +52,9 @@ iterate of the toys and of svm-ho-wdbc, separable); each iteration costs one mor
 Jacobian pass of h (one per halving). A step-size cap from a curvature estimate cannot do
 this: F_gamma is smooth (curvature 1 in c) up to the boundary, where it stops existing.
 Oracle cost per iteration (coupled): 2 T T_y gradients of g and h, T T_y gradients of f,
-2 T values of h, then 2 gradients of g and h and one of f for the x-step.
+2 T values of h, then 2 gradients of g and h and one of f for the x-step; under
+``safe_steps`` (default) one value and one gradient pass of h more per LL-domain check of the
+x-step (one per iteration, one more per halving).
 """
 
 from __future__ import annotations

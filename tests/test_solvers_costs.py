@@ -35,12 +35,17 @@ CASES = [
     ("f2sa", "vpbgd-toy", {"inner_steps": D}, {"g_grad": 2 * D + 2, "f_grad": D + 1}),
     ("alt-pbgd", "vpbgd-toy", {"inner_steps": K}, {"g_grad": 2 * K + 2, "f_grad": K + 1}),
     ("pbgd-free", "vpbgd-toy", {"inner_steps": K}, {"g_grad": K, "f_grad": K + 1}),
+    # default (safe_steps): + one value and one gradient pass of h for the LL-domain check
+    # of the x-step (no halving needed on blocc-toy2)
     ("blocc", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
+     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 3,
+      "h_value": 2 * T * K + 2 * T + 3}),
+    ("blocc", "blocc-toy2", {"dual_steps": T, "inner_steps": K, "safe_steps": False},
      {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 2,
       "h_value": 2 * T * K + 2 * T + 2}),
     ("alt-pbgd", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
-     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 2,
-      "h_value": 2 * T * K + 2 * T + 2}),
+     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 3,
+      "h_value": 2 * T * K + 2 * T + 3}),
     ("pbgd-free", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
      {"g_grad": T * K, "f_grad": T * K + 1, "h_grad": T * K, "h_value": T * K + T}),
     ("lv-hba", "blocc-toy2", {}, {"g_grad": 3, "f_grad": 1, "h_grad": 3, "h_value": 4}),
@@ -48,7 +53,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("solver, problem_name, hp, expected", CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+                         ids=[f"{c[0]}-{c[1]}" + ("-unsafe" if "safe_steps" in c[2] else "")
+                              for c in CASES])
 def test_oracle_counts_per_step(solver, problem_name, hp, expected):
     problem = (small_quadratic(0) if problem_name == "quadratic"
                else get_problem(problem_name).make(seed=0))
