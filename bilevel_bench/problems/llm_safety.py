@@ -73,11 +73,14 @@ class SafetyDataSelection(LLMBilevelProblem):
             target=2.7, budget=Budget(seconds=20.0, iterations=2_000),
             suites=("llm", "llm-tiny"),
             description="in-code 2-block Llama, byte tokenizer (for tests and quick runs). "
-                        "Validation loss 2.7 needs a better x than x_0: direct mixing (x frozen, "
-                        "LL lr 0.1) gets 2.88 at best within the budget (250-280 steps), the "
-                        "same LL training with the harmful-compliance samples removed (x = -5 "
-                        "on them) 2.48. On CPU no bilevel solver reaches 2.7 within the budget "
-                        "yet (SABA 3.22, stocBiO 3.50 at their defaults after 50-70 steps)",
+                        "The target does not yet measure data selection: x frozen (direct "
+                        "mixing, LL lr 0.1) falls below 2.7 with more LL steps (first at "
+                        "iteration 185-1098; lowest 2.00-2.43 over 2,000 iterations, three "
+                        "runs from y0 perturbed by 0, 1e-5, 1e-4) and the LL with the "
+                        "harmful-compliance samples removed (x = -5 on them) reaches 1.81-2.28: "
+                        "the ranges overlap, so no ul_value target separates them. On an H200 "
+                        "in 20 s, x frozen, ALT-PBGD and LV-HBA reach 2.7 with x barely moved "
+                        "(compliance weight 0.25 -> 0.235-0.25)",
         ),
         "llm-safety-smollm2": Instance(
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
