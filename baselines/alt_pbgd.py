@@ -34,8 +34,9 @@ x_{k+1} = Proj_X(x_k - t_k eta d_k), t_k the largest min(1, 2 t_{k-1}) 2^-j, j <
 (else x_{k+1} = x_k). Iterates are unchanged wherever the full step keeps the LL feasible
 (every toy, svm-ho-wdbc); one more value and Jacobian pass of h per iteration (and per halving).
 Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f; coupled:
-as BLOCC's, with, under ``safe_steps`` (default), one value and one gradient pass of h more
-per LL-domain check of the x-step (one per iteration, one more per halving).
+as BLOCC's, with, under ``safe_steps`` (default), the cost of its LL-domain checks of the
+x-step (one value pass of h each, plus a gradient pass and an LP when the last LP's point does
+not certify the step).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from bilevel_bench import Hyperparameter, LogUniform, Reference, Solver
 
 class ALTPBGD(PenaltyMethodBase, Solver):
     name = "alt-pbgd"
-    version = "3.0"
+    version = "3.1"
     citation = "Jiang, Xiao, Chen, Chen, Efficient Penalty-Based Bilevel Methods: Improved " \
                "Analysis, Novel Updates, and Flatness Condition, arXiv:2511.16796"
     needs = frozenset()

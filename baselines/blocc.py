@@ -53,8 +53,9 @@ Jacobian pass of h (one per halving). A step-size cap from a curvature estimate 
 this: F_gamma is smooth (curvature 1 in c) up to the boundary, where it stops existing.
 Oracle cost per iteration (coupled): 2 T T_y gradients of g and h, T T_y gradients of f,
 2 T values of h, then 2 gradients of g and h and one of f for the x-step; under
-``safe_steps`` (default) one value and one gradient pass of h more per LL-domain check of the
-x-step (one per iteration, one more per halving).
+``safe_steps`` (default) one value pass of h more per LL-domain check of the x-step (one per
+iteration, one more per halving), plus one value and one gradient pass of h (and an LP) when
+the last LP's point does not certify the step.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from bilevel_bench import Choice, Hyperparameter, LogUniform, Reference, Solver
 
 class BLOCC(PenaltyMethodBase, Solver):
     name = "blocc"
-    version = "3.0"
+    version = "3.1"
     citation = "Jiang et al., A Primal-Dual-Assisted Penalty Approach to Bilevel Optimization " \
                "with Coupled Constraints, NeurIPS 2024, arXiv:2406.10148"
     needs = frozenset()

@@ -186,7 +186,8 @@ def ll_infeasibility(
     x: torch.Tensor,
     y: torch.Tensor,
     floor: float,
-) -> float:
+    point: bool = False,
+) -> float | tuple[float, torch.Tensor | None]:
     """The LL's worst constraint value at its most feasible point,
 
         s*(x) = max(floor, min_{y' in B} max_i [h(x, y) + dh/dy (y' - y)]_i),
@@ -196,7 +197,8 @@ def ll_infeasibility(
     else all of R^{n_y} (a relaxation: s*(x) > 0 then still proves the LL infeasible at x).
     s*(x) <= 0 iff the LL has a feasible point; ``floor`` < 0 keeps the LP bounded (it is
     unbounded below when any margin can be reached, e.g. separable SVM data). Returns NaN when
-    the LP solver fails (nothing is then decided from it).
+    the LP solver fails (nothing is then decided from it). With ``point``, also the minimiser
+    y' (``None`` when the LP failed or Y is not the box B: then y' need not lie in Y).
     Cost: one value and one (batched) gradient pass of h."""
     import numpy as np
     from scipy.optimize import linprog
@@ -213,7 +215,12 @@ def ll_infeasibility(
     a_ub = np.hstack([jac, -np.ones((m, 1))])
     res = linprog(cost, A_ub=a_ub, b_ub=jac @ yv - hv, bounds=[(lo, hi)] * n + [(floor, None)],
                   method="highs")
-    return float(res.fun) if res.status == 0 else float("nan")
+    value = float(res.fun) if res.status == 0 else float("nan")
+    if not point:
+        return value
+    inside = res.status == 0 and _plain_boxes(problem)
+    return value, (torch.as_tensor(res.x[:n], dtype=y.dtype, device=y.device).reshape(y.shape)
+                   if inside else None)
 
 
 # ---------------------------------------------------- coupled constraints (BLOCC)
@@ -820,20 +827,33 @@ class PenaltyMethodBase:
         with torch.no_grad():
             scale = float(self.problem.h(self.x, self.z).abs().max())
         self._ll_margin = 1e-6 * (1.0 + scale)
+        self._ll_floor = -(1.0 + scale)  # how feasible the LP's point may be made
         self._ll_fraction = 1.0
-        slack = ll_infeasibility(self.problem, self.x, self.z, -2.0 * self._ll_margin)
-        self._ll_slack = slack if slack == slack else -2.0 * self._ll_margin
+        slack, self._ll_point = ll_infeasibility(self.problem, self.x, self.z, self._ll_floor,
+                                                 point=True)
+        self._ll_slack = slack if slack == slack else self._ll_floor
 
     def _ll_domain_step(self, grad: torch.Tensor, lr: float) -> torch.Tensor:
         """x+ = Proj_X(x - t lr grad) with the largest t in {min(1, 2 t_prev) 2^-j, j = 0..J}
         whose LL is feasible with margin eps, s*(x+) <= -eps, or no less feasible than at x,
         s*(x+) <= s*(x) (from an infeasible x0); x+ = x if none (``ll_domain_halvings`` = J).
-        t = 1 whenever the full step keeps the LL feasible (then x+ is the plain step)."""
+        t = 1 whenever the full step keeps the LL feasible (then x+ is the plain step).
+        The LP's minimiser y' (in Y) certifies later steps without an LP: max_i h_i(x+, y')
+        <= -eps implies s*(x+) <= -eps, so x+ is accepted exactly when the LP would accept it
+        (one value pass of h instead of an LP); the LP's floor is -(1 + max_i |h_i(x0, y0)|)
+        so that y' keeps a margin where the data allow one."""
         t = min(1.0, 2.0 * self._ll_fraction)
-        floor = -2.0 * self._ll_margin
         for _ in range(self.ll_domain_halvings + 1):
             x_new = self.problem.project_x(self.x - (t * lr) * grad)
-            slack = ll_infeasibility(self.problem, x_new, self.z, floor)
+            if self._ll_point is not None:  # the last LP's point, if still feasible at x+
+                with torch.no_grad():
+                    bound = float(self.problem.h(x_new, self._ll_point).max())
+                if bound <= -self._ll_margin:  # s*(x+) <= bound: the LP would accept x+ too
+                    self._ll_fraction, self._ll_slack = t, bound
+                    return x_new
+            slack, point = ll_infeasibility(self.problem, x_new, self.z, self._ll_floor,
+                                            point=True)
+            self._ll_point = point if point is not None else self._ll_point
             if not slack == slack or slack <= -self._ll_margin or slack <= self._ll_slack:
                 self._ll_fraction = t
                 if slack == slack:

@@ -35,16 +35,16 @@ CASES = [
     ("f2sa", "vpbgd-toy", {"inner_steps": D}, {"g_grad": 2 * D + 2, "f_grad": D + 1}),
     ("alt-pbgd", "vpbgd-toy", {"inner_steps": K}, {"g_grad": 2 * K + 2, "f_grad": K + 1}),
     ("pbgd-free", "vpbgd-toy", {"inner_steps": K}, {"g_grad": K, "f_grad": K + 1}),
-    # default (safe_steps): + one value and one gradient pass of h for the LL-domain check
-    # of the x-step (no halving needed on blocc-toy2)
+    # default (safe_steps): + one value pass of h for the LL-domain check of the x-step (the
+    # last LP's point certifies the step on blocc-toy2: no LP, no halving)
     ("blocc", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
-     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 3,
+     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 2,
       "h_value": 2 * T * K + 2 * T + 3}),
     ("blocc", "blocc-toy2", {"dual_steps": T, "inner_steps": K, "safe_steps": False},
      {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 2,
       "h_value": 2 * T * K + 2 * T + 2}),
     ("alt-pbgd", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
-     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 3,
+     {"g_grad": 2 * T * K + 2, "f_grad": T * K + 1, "h_grad": 2 * T * K + 2,
       "h_value": 2 * T * K + 2 * T + 3}),
     ("pbgd-free", "blocc-toy2", {"dual_steps": T, "inner_steps": K},
      {"g_grad": T * K, "f_grad": T * K + 1, "h_grad": T * K, "h_value": T * K + T}),
