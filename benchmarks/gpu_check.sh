@@ -11,6 +11,13 @@
 # Environment: PYTHON (default .venv/bin/python, else python3), GPU_CHECK_WORKERS (default 11).
 # The solver libraries torchopt and higher are left out of step 2 (optional extras that a bare
 # CUDA image may not have); every other registered solver runs.
+# On a bare CUDA image with torch, scikit-learn, pandas and transformers but without this
+# package (the lent H200 of 2026-12-01), build the missing wheels here first:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#     -d .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pyrit==1.1.0 garak==0.17.1
+#   pip wheel --no-deps --no-build-isolation -w .whl .
+# and there: pip install --no-index --no-deps --target /tmp/site .whl/*.whl;
+#   PYTHONPATH=$PWD:/tmp/site PYTHON=python3 bash benchmarks/gpu_check.sh $OUT
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-gpu-check}}
