@@ -24,7 +24,7 @@ max-min problems. Inactive on the toys; on SVM HO (curvature of f ~3e3, |dh/dy|^
 published toy steps diverge at iteration 1 and the caps take over. ``safe_steps = False`` runs
 the steps as given (the reference configurations).
 
-LL-domain backtracking of the x-step (``safe_steps = True``, version 3; as in BLOCC,
+LL-domain backtracking of the x-step (``safe_steps = True``, version 3.1; as in BLOCC,
 arXiv:2406.10148, whose module states the rule): with coupled constraints the LL can be
 infeasible for part of X (``ll_infeasible_in_x``; SVM HO on fourclass, seed 1: c leaves the
 domain at iteration 5 while y, mu and every step stay bounded), so the step is halved until the
@@ -32,7 +32,7 @@ LL stays feasible with margin, s*(x_{k+1}) <= -eps with s*(x) = min_{y in Y} max
 (``inner_loops.ll_infeasibility``) and eps = 1e-6 (1 + max_i |h_i(x0, y0)|):
 x_{k+1} = Proj_X(x_k - t_k eta d_k), t_k the largest min(1, 2 t_{k-1}) 2^-j, j <= 20, that does
 (else x_{k+1} = x_k). Iterates are unchanged wherever the full step keeps the LL feasible
-(every toy, svm-ho-wdbc); one more value and Jacobian pass of h per iteration (and per halving).
+(every toy, svm-ho-wdbc).
 Oracle cost per iteration (uncoupled): 2K + 2 gradients of g, K + 1 gradients of f; coupled:
 as BLOCC's, with, under ``safe_steps`` (default), the cost of its LL-domain checks of the
 x-step (one value pass of h each, plus a gradient pass and an LP when the last LP's point does

@@ -31,7 +31,7 @@ start) and whose 300-500 constraints give |dh/dy|^2 ~ 3e3, they take over (the t
 diverge at iteration 1 there). ``safe_steps = False`` runs the steps as given (the reference
 configurations, which are the authors' own runs).
 
-LL-domain backtracking of the x-step (``safe_steps = True``, version 3). With coupled
+LL-domain backtracking of the x-step (``safe_steps = True``, version 3.1). With coupled
 constraints the LL can be infeasible for part of X (feature ``ll_infeasible_in_x``: SVM HO on
 non-separable data, where the slack bounds c_i < 1 of samples that no (w, b) separates leave
 {y : h(x, y) <= 0} empty); F(x) is undefined there. The multipliers that would hold x back
@@ -48,9 +48,10 @@ eps = 1e-6 (1 + max_i |h_i(x0, y0)|),
 
 (x_{k+1} = x_k if no such t; from an infeasible x0, "no less feasible than x_k"). Where the
 full step keeps the LL feasible (t_k = 1) the iterates are exactly those of version 2 (every
-iterate of the toys and of svm-ho-wdbc, separable); each iteration costs one more value and
-Jacobian pass of h (one per halving). A step-size cap from a curvature estimate cannot do
-this: F_gamma is smooth (curvature 1 in c) up to the boundary, where it stops existing.
+iterate of the toys and of svm-ho-wdbc, separable); the last LP's minimiser y' certifies a
+step without a new LP when max_i h_i(x_{k+1}, y') <= -eps. A step-size cap from a curvature
+estimate cannot do this: F_gamma is smooth (curvature 1 in c) up to the boundary, where it
+stops existing.
 Oracle cost per iteration (coupled): 2 T T_y gradients of g and h, T T_y gradients of f,
 2 T values of h, then 2 gradients of g and h and one of f for the x-step; under
 ``safe_steps`` (default) one value pass of h more per LL-domain check of the x-step (one per

@@ -186,9 +186,8 @@ def ll_infeasibility(
     x: torch.Tensor,
     y: torch.Tensor,
     floor: float,
-    point: bool = False,
-) -> float | tuple[float, torch.Tensor | None]:
-    """The LL's worst constraint value at its most feasible point,
+) -> tuple[float, torch.Tensor | None]:
+    """The LL's worst constraint value at its most feasible point, and that point,
 
         s*(x) = max(floor, min_{y' in B} max_i [h(x, y) + dh/dy (y' - y)]_i),
 
@@ -197,8 +196,8 @@ def ll_infeasibility(
     else all of R^{n_y} (a relaxation: s*(x) > 0 then still proves the LL infeasible at x).
     s*(x) <= 0 iff the LL has a feasible point; ``floor`` < 0 keeps the LP bounded (it is
     unbounded below when any margin can be reached, e.g. separable SVM data). Returns NaN when
-    the LP solver fails (nothing is then decided from it). With ``point``, also the minimiser
-    y' (``None`` when the LP failed or Y is not the box B: then y' need not lie in Y).
+    the LP solver fails (nothing is then decided from it). Returned as (s*(x), y'), y' the
+    minimiser, ``None`` when the LP failed or Y is not the box B (then y' need not lie in Y).
     Cost: one value and one (batched) gradient pass of h."""
     import numpy as np
     from scipy.optimize import linprog
@@ -208,19 +207,18 @@ def ll_infeasibility(
     hv = h.reshape(-1).to(torch.float64).cpu().numpy()
     yv = y.reshape(-1).to(torch.float64).cpu().numpy()
     n, m = jac.shape[1], jac.shape[0]
-    lo, hi = problem.y_bounds if _plain_boxes(problem) else (None, None)
+    in_box = _plain_boxes(problem)
+    lo, hi = problem.y_bounds if in_box else (None, None)
     cost = np.zeros(n + 1)
     cost[-1] = 1.0
     # h + J (y' - y) <= s  <=>  J y' - s <= J y - h
     a_ub = np.hstack([jac, -np.ones((m, 1))])
     res = linprog(cost, A_ub=a_ub, b_ub=jac @ yv - hv, bounds=[(lo, hi)] * n + [(floor, None)],
                   method="highs")
-    value = float(res.fun) if res.status == 0 else float("nan")
-    if not point:
-        return value
-    inside = res.status == 0 and _plain_boxes(problem)
-    return value, (torch.as_tensor(res.x[:n], dtype=y.dtype, device=y.device).reshape(y.shape)
-                   if inside else None)
+    if res.status != 0:
+        return float("nan"), None
+    point = torch.as_tensor(res.x[:n], dtype=y.dtype, device=y.device).reshape(y.shape)
+    return float(res.fun), point if in_box else None
 
 
 # ---------------------------------------------------- coupled constraints (BLOCC)
@@ -810,13 +808,15 @@ class PenaltyMethodBase:
         :meth:`_init_ll_domain` has run."""
         grad = penalty_hypergradient(self.problem, self.x, self.y, self.z, self.gamma,
                                      self.mu_y, self.mu_z)
-        if getattr(self, "_ll_slack", None) is None:
+        if self._ll_slack is None:
             self.x = self.problem.project_x(self.x - lr * grad)
         else:
             self.x = self._ll_domain_step(grad, lr)
 
     #: at most this many halvings of the x-step per iteration (2^-20 ~ 1e-6)
     ll_domain_halvings = 20
+    #: s*(x) at the current x once :meth:`_init_ll_domain` has run (``None``: no backtracking)
+    _ll_slack: float | None = None
 
     def _init_ll_domain(self) -> None:
         """Turn on the LL-domain backtracking of the x-step (coupled constraints only): the
@@ -829,8 +829,7 @@ class PenaltyMethodBase:
         self._ll_margin = 1e-6 * (1.0 + scale)
         self._ll_floor = -(1.0 + scale)  # how feasible the LP's point may be made
         self._ll_fraction = 1.0
-        slack, self._ll_point = ll_infeasibility(self.problem, self.x, self.z, self._ll_floor,
-                                                 point=True)
+        slack, self._ll_point = ll_infeasibility(self.problem, self.x, self.z, self._ll_floor)
         self._ll_slack = slack if slack == slack else self._ll_floor
 
     def _ll_domain_step(self, grad: torch.Tensor, lr: float) -> torch.Tensor:
@@ -851,8 +850,7 @@ class PenaltyMethodBase:
                 if bound <= -self._ll_margin:  # s*(x+) <= bound: the LP would accept x+ too
                     self._ll_fraction, self._ll_slack = t, bound
                     return x_new
-            slack, point = ll_infeasibility(self.problem, x_new, self.z, self._ll_floor,
-                                            point=True)
+            slack, point = ll_infeasibility(self.problem, x_new, self.z, self._ll_floor)
             self._ll_point = point if point is not None else self._ll_point
             if not slack == slack or slack <= -self._ll_margin or slack <= self._ll_slack:
                 self._ll_fraction = t

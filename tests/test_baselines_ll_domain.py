@@ -40,6 +40,6 @@ def test_ll_infeasibility_sign():
     oracles = Oracles(problem)
     y = torch.zeros(problem.y_shape, dtype=problem.dtype)
     ones = torch.ones(problem.x_shape, dtype=problem.dtype)
-    assert ll_infeasibility(oracles, ones, y, -1.0) <= 0.0
-    assert ll_infeasibility(oracles, 1e-4 * ones, y, -1.0) > 0.0
+    assert ll_infeasibility(oracles, ones, y, -1.0)[0] <= 0.0
+    assert ll_infeasibility(oracles, 1e-4 * ones, y, -1.0)[0] > 0.0
     assert problem.evaluate(1e-4 * ones, y)["ll_feasible"] == 0.0
