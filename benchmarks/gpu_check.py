@@ -60,52 +60,54 @@ def timed(fn) -> float:
 def event_time(problem_name: str, solver: str, iterations: int) -> float:
     """Seconds of what the runner's solver clock covers (``init``, ``iterations`` steps and
     ``solution()`` at the runner's checkpoints, from the runner's seeded start), measured with
-    CUDA events around all of it, without the runner. A first, untimed pass (init and 3 steps)
-    warms the process up as ``runner.warm_up`` does before the solver clock starts."""
+    CUDA events around all of it, without the runner."""
     entry = get_problem(problem_name)
     problem = entry.make(seed=0, device=DEVICE)
     per_decade = entry.instance.checkpoints_per_decade or 20
 
-    def run(count: int) -> None:
+    def run() -> None:
         generator, x0, y0 = seeded_start(problem, seed=0)
         algo = get_solver(solver)()
         algo.init(Oracles(problem), x0.clone(), y0.clone(), generator)
         algo.solution()
         schedule = IterationSchedule(per_decade)
-        for iteration in range(1, count + 1):
+        for iteration in range(1, iterations + 1):
             algo.step()
-            if schedule.due(iteration) or iteration == count:
+            if schedule.due(iteration) or iteration == iterations:
                 algo.solution()
                 schedule.advance(iteration)
 
-    run(min(3, iterations))
-    return timed(lambda: run(iterations))
+    return timed(run)
+
+
+def _recorded_run(problem: str, solver: str, device: str, iterations: int) -> dict:
+    """The summary of a runner's run with an iteration budget (raises if it did not end at
+    its budget or target)."""
+    record = execute(RunTask(problem=problem, solver=solver, device=device,
+                             budget=Budget(seconds=None, iterations=iterations)))
+    if record["status"] not in ("budget", "converged"):
+        raise RuntimeError(f"{solver} on {device}: run ended {record['status']}: "
+                           f"{record.get('error')}")
+    return record["summary"]
 
 
 def synchronised_timing(problem: str, solver: str, iterations: int,
                         cpu_iterations: int) -> bool:
     """Part 1 for one solver; prints one line, returns whether the two times agree. The
-    process is warmed up first (an untimed pass), so that both timings are warm."""
+    process is warmed up first (an untimed pass of 3 steps, as ``runner.warm_up`` warms a
+    solver process before its clock starts), so that both timings are warm."""
     event_time(problem, solver, min(3, iterations))
-    per_iteration, recorded, steps = {}, 0.0, iterations
-    for device, count in ((DEVICE, iterations), ("cpu", cpu_iterations)):
-        key = f"{device} ({count})"
-        budget = Budget(seconds=None, iterations=count)
-        record = execute(RunTask(problem=problem, solver=solver, device=device, budget=budget))
-        s = record["summary"]
-        if record["status"] not in ("budget", "converged"):
-            print(f"{solver:12s} {device}: run ended {record['status']}: {record.get('error')}")
-            return False
-        per_iteration[key] = s["solver_time"] / max(s["iterations"], 1)
-        if count == iterations:  # a run may stop early (target reached): time as many steps
-            recorded, steps = s["solver_time"], s["iterations"]
+    run = _recorded_run(problem, solver, DEVICE, iterations)
+    on_cpu = _recorded_run(problem, solver, "cpu", cpu_iterations)
+    # a run may stop early (target reached): time as many steps as it made
+    steps, recorded = run["iterations"], run["solver_time"]
     measured = event_time(problem, solver, steps)
-    gpu, cpu = per_iteration[f"{DEVICE} ({iterations})"], per_iteration[f"cpu ({cpu_iterations})"]
+    gpu = recorded / max(steps, 1)
+    cpu = on_cpu["solver_time"] / max(on_cpu["iterations"], 1)
     agree = abs(recorded - measured) <= 0.05 * measured
     print(f"{solver:12s} {steps} iterations: recorded {recorded:.4f} s, CUDA events "
-          f"{measured:.4f} s "
-          f"({'agree' if agree else 'DISAGREE'} within 5%); per iteration GPU "
-          f"{1e3 * gpu:.3f} ms, CPU {1e3 * cpu:.3f} ms ({cpu_iterations} iterations), "
+          f"{measured:.4f} s ({'agree' if agree else 'DISAGREE'} within 5%); per iteration "
+          f"GPU {1e3 * gpu:.3f} ms, CPU {1e3 * cpu:.3f} ms ({cpu_iterations} iterations), "
           f"GPU/CPU = {gpu / cpu:.3f}")
     return agree
 
