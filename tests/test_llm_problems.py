@@ -141,6 +141,34 @@ def test_safety_problem_metrics_and_fingerprints(safety64):
 
 
 @needs_wheels
+def test_refusal_margin_compares_compliance_with_refusal_on_the_harmful_validation_prompts(
+        safety64):
+    p = safety64
+    x, y = p.init(torch.Generator().manual_seed(0))
+    harmful = [s for s in p.val_text if s.kind == "refusal"]
+    assert len(harmful) == SMALL["n_val_harmful"]
+    assert all(s.response in llm_text.REFUSALS and s.rejected in llm_text.COMPLIANCE
+               for s in harmful)
+    # the refusal rows are the validation set's own harmful rows: f sees exactly these
+    rows = torch.arange(len(harmful))
+    assert all(torch.equal(p.val_refusal[k], p.val[k][rows]) for k in p.val)
+    with torch.no_grad():
+        nll = {k: p.lm.sft_losses({"y": y}, data) for k, data in
+               (("refusal", p.val_refusal), ("compliance", p.val_compliance))}
+    assert p.evaluate(x, y)["refusal_margin"] == pytest.approx(
+        float((nll["compliance"] - nll["refusal"]).mean()), rel=1e-12)
+    assert not torch.equal(nll["compliance"], nll["refusal"])
+
+
+@needs_wheels
+def test_safety_seeds_are_data_splits_of_one_base_model():
+    problems = [get_problem("llm-safety-tiny").make(seed=seed) for seed in range(3)]
+    prints = [p.data_fingerprints() for p in problems]
+    assert len({f["text_train"] for f in prints}) == len({f["text_val"] for f in prints}) == 3
+    assert len({f["model_trainable_init"] for f in prints}) == 1
+
+
+@needs_wheels
 def test_direct_mixing_fits_the_mixture():
     problem, before, after, oracles = run("llm-safety-tiny", "direct-mixing", 8, lr=0.5)
     assert after["ll_value"] < before["ll_value"] - 0.5
@@ -215,3 +243,30 @@ def test_representation_tiny_target_needs_the_upper_level():
     assert not frozen and min(m["ul_value"] for m in history) > 0.5
     ok, history = drive("llm-representation-tiny", "lv-hba", {}, 10, every=2)
     assert ok, [round(m["ul_value"], 3) for m in history]
+
+
+@needs_wheels
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_safety_tiny_target_needs_data_selection(seed):
+    """x frozen (direct mixing, the instance's whole 2,000-iteration budget: what a GPU makes in
+    its 20 s) never reaches the refusal-margin target; the LL trained without the
+    harmful-compliance samples (the selection a bilevel solver should find) does."""
+    entry = get_problem("llm-safety-tiny")
+    frozen, history = drive("llm-safety-tiny", "direct-mixing", {}, 2_000, every=20, seed=seed)
+    best = max(m["refusal_margin"] for m in history)
+    assert not frozen and len(history) == 100 and best < entry.instance.target, best
+    problem = entry.make(seed=seed)
+    x, y = problem.init(torch.Generator().manual_seed(seed))
+    x = x - 5.0 * problem.is_compliance.to(x.dtype)  # weights below e^-30 on them
+    margins = []
+    for _ in range(50):  # the ideal selection crosses 1.0 at LL step 575-675 (step 0.03)
+        for _ in range(20):
+            y = y.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(problem.g(x, y), y)
+            y = y.detach() - 0.03 * grad
+        margins.append(problem.evaluate(x, y)["refusal_margin"])
+        if margins[-1] >= entry.instance.target:
+            break
+    assert margins[-1] >= entry.instance.target, margins
+
