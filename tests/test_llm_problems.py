@@ -247,11 +247,11 @@ def test_representation_tiny_target_needs_the_upper_level():
 
 @needs_wheels
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_safety_tiny_target_needs_data_selection(seed):
+def test_safety_tiny_target_needs_data_selection(seed=1):
     """x frozen (direct mixing, the instance's whole 2,000-iteration budget: what a GPU makes in
     its 20 s) never reaches the refusal-margin target; the LL trained without the
-    harmful-compliance samples (the selection a bilevel solver should find) does."""
+    harmful-compliance samples (the selection a bilevel solver should find) does. Seed 1: the
+    one whose x-frozen margin came closest (0.59, benchmarks/llm_safety_separation.py)."""
     entry = get_problem("llm-safety-tiny")
     frozen, history = drive("llm-safety-tiny", "direct-mixing", {}, 2_000, every=20, seed=seed)
     best = max(m["refusal_margin"] for m in history)

@@ -103,13 +103,6 @@ EVERY = [name if name in CORE else pytest.param(name, marks=pytest.mark.slow)
          for name in sorted(registry.problems())]
 #: direct mixing at the instance's own budget is run where that budget is at most this (CPU s)
 LONGEST_FROZEN_RUN = 120.0
-#: instances known to fail the property, with the measurement that shows it (issue 14, open)
-NOT_SEPARATED = {
-    name: f"{name}: x frozen reaches the target's validation loss with more LL steps (on "
-          "llm-safety-tiny: lowest 2.00-2.43 in 2,000 iterations against 1.81-2.28 with the "
-          "harmful-compliance samples removed); its target needs a metric that x changes"
-    for name in ("llm-safety-tiny", "llm-safety-smollm2")
-}
 
 
 @pytest.mark.parametrize("instance", EVERY)
@@ -117,8 +110,6 @@ def test_x_frozen_misses_every_final_target(instance):
     """Direct mixing (LL solved at x0, x never moves, for the instance's whole budget) never
     reaches an instance's final target; where the metric is computed from x alone, or at the
     exact y*(x), that is its value at x0."""
-    if instance in NOT_SEPARATED:
-        pytest.skip(NOT_SEPARATED[instance])
     entry = registry.get_problem(instance)
     problem = entry.make(seed=0)
     x0, y0 = problem.init(torch.Generator().manual_seed(0))

