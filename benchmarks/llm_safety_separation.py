@@ -32,10 +32,12 @@ def lower_level_run(problem, x: torch.Tensor, lr: float, steps: int, every: int,
     trace = []
     for k in range(steps + 1):
         if k % every == 0 or k == steps:
-            value = problem.evaluate(x, y)[metric]
+            metrics = problem.evaluate(x, y)
+            value = metrics[metric]
             trace.append((k, value))
             if verbose:
-                print(f"  step {k}: {metric} {value:.4f}", flush=True)
+                print(f"  step {k}: " + ", ".join(f"{name} {metrics[name]:.4f}" for name in (
+                    metric, "ul_value", "ll_value") if name in metrics), flush=True)
             if not math.isfinite(value):
                 break
         if k < steps:

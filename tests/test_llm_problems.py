@@ -250,7 +250,8 @@ def test_representation_tiny_target_needs_the_upper_level():
 def test_safety_tiny_target_needs_data_selection(seed=1):
     """x frozen (direct mixing, the instance's whole 2,000-iteration budget: what a GPU makes in
     its 20 s) never reaches the refusal-margin target; the LL trained without the
-    harmful-compliance samples (the selection a bilevel solver should find) does. Seed 1: the
+    harmful-compliance samples (the selection a bilevel solver should find) does, with the
+    validation loss within the instance's gate. Seed 1: the
     one whose x-frozen margin came closest (0.59, benchmarks/llm_safety_separation.py)."""
     entry = get_problem("llm-safety-tiny")
     frozen, history = drive("llm-safety-tiny", "direct-mixing", {}, 2_000, every=20, seed=seed)
@@ -258,15 +259,16 @@ def test_safety_tiny_target_needs_data_selection(seed=1):
     assert not frozen and len(history) == 100 and best < entry.instance.target, best
     problem = entry.make(seed=seed)
     x, y = problem.init(torch.Generator().manual_seed(seed))
+    start = problem.evaluate(x, y)
     x = x - 5.0 * problem.is_compliance.to(x.dtype)  # weights below e^-30 on them
-    margins = []
+    counts = []  # (margin, gate passed) every 20 LL steps
     for _ in range(50):  # the ideal selection crosses 1.0 at LL step 575-675 (step 0.03)
         for _ in range(20):
             y = y.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(problem.g(x, y), y)
             y = y.detach() - 0.03 * grad
-        margins.append(problem.evaluate(x, y)["refusal_margin"])
-        if margins[-1] >= entry.instance.target:
+        metrics = problem.evaluate(x, y)
+        counts.append((metrics["refusal_margin"], entry.instance.ll_gate.passes(metrics, start)))
+        if counts[-1][0] >= entry.instance.target and counts[-1][1]:
             break
-    assert margins[-1] >= entry.instance.target, margins
-
+    assert counts[-1][0] >= entry.instance.target and counts[-1][1], counts

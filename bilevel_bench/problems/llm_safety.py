@@ -31,6 +31,12 @@ drives M to several nats (``benchmarks/llm_safety_separation.py`` measures both)
 loss ``ul_value`` (the UL objective) cannot separate them: more LL steps at x0 lower it as much
 as the ideal selection does (version 2's target on it was reached with x frozen).
 
+Gate: a checkpoint counts only while the model still fits the validation set (``ul_value`` no
+higher than at the start; an absolute level on the tiny model, whose start is random). The
+margin alone also rises when a model degrades: SABA and stocBiO at their defaults remove the
+compliance weight within a few steps, then concentrate the weights on few samples and reach a
+margin above 1 while their validation loss climbs from 3.0 to 4.4-8.2.
+
 Evaluation (untimed, never shown to solvers): ``refusal_margin``; ``ul_value`` (validation loss
 at y), ``ll_value``;
 ``refusal_rate`` on held-out harmful prompts (greedy decoding, judged by
@@ -80,8 +86,9 @@ class SafetyDataSelection(LLMBilevelProblem):
     primary_metric = "refusal_margin"
     ul_depends_on_x = False  # the validation loss depends on the weights x only through y
     task = "LLM safety data selection"
-    ll_gate = LLGate(None, why="ungated: no LL certificate is computed for the LLM; the "
-                     "validation loss is measured at the solver's y")
+    #: a margin reached by degrading the model does not count (no LL certificate for an LLM)
+    ll_gate = LLGate("ul_value", rtol=1.0, why="the model still fits the validation set: its "
+                     "loss no higher than at the start; no LL certificate exists for an LLM")
     higher_is_better = True
     instances = {
         "llm-safety-tiny": Instance(
@@ -90,6 +97,8 @@ class SafetyDataSelection(LLMBilevelProblem):
                  max_prompt_tokens=48, max_response_tokens=64, max_new_tokens=12),
             target=1.0, budget=Budget(seconds=20.0, iterations=2_000),
             suites=("llm", "llm-tiny"),
+            ll_gate=LLGate("ul_value", atol=3.0, why="the model still fits the validation set "
+                           "(its start, a random model, is at 5.6; x frozen reaches 2.0-2.4)"),
             description="in-code 2-block Llama, byte tokenizer (for tests and quick runs). "
                         "Target: refusal margin 1.0 nats. Over 2,000 full-batch LL steps (what "
                         "a GPU makes in the 20 s budget), x frozen at x0 stays at or below 0.59 "
