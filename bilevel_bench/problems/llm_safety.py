@@ -118,7 +118,8 @@ class SafetyDataSelection(LLMBilevelProblem):
                         "steps of 0.1 (seed 0, CPU, ~11 s each): x frozen peaks at 0.60 (step "
                         "40) and falls to -0.27 by step 120 as it learns the compliant answers; "
                         "without the harmful-compliance samples the margin is 1.64 at step 30 "
-                        "and 4.29 at step 60. The 900 s CPU budget makes about 80 LL steps: "
+                        "and 4.29 at step 60, its validation loss 1.86 at step 20 (3.18 at x0: "
+                        "the gate holds). The 900 s CPU budget makes about 80 LL steps: "
                         "the target is for longer (GPU) runs; benchmarks/llm_safety_separation.py",
         ),
     }
