@@ -35,7 +35,7 @@ Gate: a checkpoint counts only while the model still fits the validation set (``
 higher than at the start; an absolute level on the tiny model, whose start is random). The
 margin alone also rises when a model degrades: SABA and stocBiO at their defaults remove the
 compliance weight within a few steps, then concentrate the weights on few samples and reach a
-margin above 1 while their validation loss climbs from 3.0 to 4.4-8.2.
+margin above 1 while their validation loss climbs to 4.4-8.2 (about 3 before).
 
 Evaluation (untimed, never shown to solvers): ``refusal_margin``; ``ul_value`` (validation loss
 at y), ``ll_value``;
