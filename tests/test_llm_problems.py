@@ -247,13 +247,13 @@ def test_representation_tiny_target_needs_the_upper_level():
 
 @needs_wheels
 @pytest.mark.slow
-def test_safety_tiny_target_needs_data_selection(seed=1):
+def test_safety_tiny_target_needs_data_selection():
     """x frozen (direct mixing, the instance's whole 2,000-iteration budget: what a GPU makes in
     its 20 s) never reaches the refusal-margin target; the LL trained without the
     harmful-compliance samples (the selection a bilevel solver should find) does, with the
-    validation loss within the instance's gate. Seed 1: the
-    one whose x-frozen margin came closest (0.59, benchmarks/llm_safety_separation.py)."""
-    entry = get_problem("llm-safety-tiny")
+    validation loss within the instance's gate. On seed 1, whose x-frozen margin came closest
+    (0.59 in benchmarks/llm_safety_separation.py)."""
+    seed, entry = 1, get_problem("llm-safety-tiny")
     frozen, history = drive("llm-safety-tiny", "direct-mixing", {}, 2_000, every=20, seed=seed)
     best = max(m["refusal_margin"] for m in history)
     assert not frozen and len(history) == 100 and best < entry.instance.target, best
@@ -261,14 +261,14 @@ def test_safety_tiny_target_needs_data_selection(seed=1):
     x, y = problem.init(torch.Generator().manual_seed(seed))
     start = problem.evaluate(x, y)
     x = x - 5.0 * problem.is_compliance.to(x.dtype)  # weights below e^-30 on them
-    counts = []  # (margin, gate passed) every 20 LL steps
+    checks = []  # (margin, gate passed) every 20 LL steps
     for _ in range(50):  # the ideal selection crosses 1.0 at LL step 575-675 (step 0.03)
         for _ in range(20):
             y = y.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(problem.g(x, y), y)
             y = y.detach() - 0.03 * grad
         metrics = problem.evaluate(x, y)
-        counts.append((metrics["refusal_margin"], entry.instance.ll_gate.passes(metrics, start)))
-        if counts[-1][0] >= entry.instance.target and counts[-1][1]:
+        checks.append((metrics["refusal_margin"], entry.instance.ll_gate.passes(metrics, start)))
+        if checks[-1][0] >= entry.instance.target and checks[-1][1]:
             break
-    assert counts[-1][0] >= entry.instance.target and counts[-1][1], counts
+    assert checks[-1][0] >= entry.instance.target and checks[-1][1], checks
