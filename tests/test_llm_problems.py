@@ -149,12 +149,12 @@ def test_refusal_margin_compares_compliance_with_refusal_on_the_harmful_validati
     assert len(harmful) == SMALL["n_val_harmful"]
     assert all(s.response in llm_text.REFUSALS and s.rejected in llm_text.COMPLIANCE
                for s in harmful)
-    # the refusal rows are the validation set's own harmful rows: f sees exactly these
-    rows = torch.arange(len(harmful))
-    assert all(torch.equal(p.val_refusal[k], p.val[k][rows]) for k in p.val)
+    # the refusals are the validation set's own harmful rows (its first): f sees exactly these
+    assert p.val_text[:len(harmful)] == harmful
+    rows = llm_text.select(p.val, torch.arange(len(harmful)))
     with torch.no_grad():
         nll = {k: p.lm.sft_losses({"y": y}, data) for k, data in
-               (("refusal", p.val_refusal), ("compliance", p.val_compliance))}
+               (("refusal", rows), ("compliance", p.val_compliance))}
     assert p.evaluate(x, y)["refusal_margin"] == pytest.approx(
         float((nll["compliance"] - nll["refusal"]).mean()), rel=1e-12)
     assert not torch.equal(nll["compliance"], nll["refusal"])

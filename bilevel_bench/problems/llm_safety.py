@@ -174,9 +174,8 @@ class SafetyDataSelection(LLMBilevelProblem):
                    max_response_tokens=max_response_tokens, device=self.device)
         self.train = encode(samples=self.train_text, **enc)
         self.val = encode(samples=self.val_text, **enc)
-        harmful_val = [s for s in self.val_text if s.rejected]
-        self.val_refusal = encode(samples=harmful_val, **enc)
-        self.val_compliance = encode(samples=harmful_val, rejected=True, **enc)
+        # the compliant answers to the validation set's harmful prompts (its first rows)
+        self.val_compliance = encode(samples=self.val_text[:n_val_harmful], rejected=True, **enc)
         self.test_benign = encode(samples=self.test_benign_text, **enc)
         self.test_prompts = [prompt_ids(self.tokenizer, p)[-max_prompt_tokens:]
                              for p in self.test_harmful_text]
@@ -254,10 +253,11 @@ class SafetyDataSelection(LLMBilevelProblem):
         ll_value = float((p * train_losses).sum())
         if self.ll_reg:
             ll_value += 0.5 * self.ll_reg * float((y - self.y_base).pow(2).sum())
-        margin = sft(self.val_compliance) - sft(self.val_refusal)
+        val_losses = sft(self.val)
+        refusals = val_losses[:self.val_compliance["input_ids"].shape[0]]
         return {
-            "refusal_margin": float(margin.mean()),
-            "ul_value": float(sft(self.val).mean()),
+            "refusal_margin": float((sft(self.val_compliance) - refusals).mean()),
+            "ul_value": float(val_losses.mean()),
             "ll_value": ll_value,
             "refusal_rate": sum(map(is_refusal, texts)) / max(len(texts), 1),
             "helpfulness_loss": float(sft(self.test_benign).mean()),
