@@ -31,11 +31,14 @@ import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from bilevel_bench.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: environment variable naming the data directory
 DATA_ENV = "BILEVEL_BENCH_DATA"
@@ -173,6 +176,8 @@ def to_dataset(features: np.ndarray, labels: np.ndarray, name: str):
     if features.ndim != 2 or labels.shape != (features.shape[0],):
         raise ValueError(f"{name}: need features (n, d) and labels (n,), got "
                          f"{features.shape} and {labels.shape}")
+    import pyarrow as pa  # here, not at import: `bilevel-bench list` stays light
+
     column = pa.FixedSizeListArray.from_arrays(pa.array(features.reshape(-1)), features.shape[1])
     table = pa.table({"features": column, "label": pa.array(labels)})
     return fingerprinted_dataset(table, name, array_fingerprint(features, labels))

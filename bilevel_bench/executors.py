@@ -3,8 +3,9 @@
 A run is a pure task (:class:`~bilevel_bench.runner.RunTask`) -> record, so every executor has
 one method, ``map(tasks, on_record)``, that calls ``on_record(record)`` as each run finishes.
 
-:class:`LocalPool` (the default) keeps ``workers`` child processes (spawned, with BLAS/OpenMP/
-torch threads pinned to ``threads`` each) and gives each run a hard wall-clock deadline. A worker
+:class:`LocalPool` (the default) keeps ``workers`` child processes (forked from a fork server
+that imported their heavy modules once, see :func:`worker_context`; with BLAS/OpenMP/torch threads
+pinned to ``threads`` each) and gives each run a hard wall-clock deadline. A worker
 streams its checkpoints to the parent as they happen, so when a run hangs (deadline passed: the
 worker is killed, status ``timeout``), crashes the interpreter (status ``error``) or is killed
 for memory (status ``oom``), the record keeps everything measured up to that point; the worker
@@ -49,6 +50,36 @@ from bilevel_bench.sandbox import (
 
 OnRecord = Callable[[dict[str, Any]], None]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+#: the third-party part of a worker's start-up, imported once by the fork server instead of by
+#: every worker (CPU seconds here: torch 1.1, the data loaders' scikit-learn and pandas 1.1,
+#: torch's symbolic shapes with sympy 0.3)
+WORKER_PRELOAD = ("torch", "torch.fx.experimental.symbolic_shapes", "sklearn.datasets", "pandas")
+
+#: the thread count the fork server of this process was started with (None: not started)
+_forkserver_threads: int | None = None
+
+
+def worker_context(threads: int) -> Any:
+    """The multiprocessing context that starts :class:`LocalPool` workers.
+
+    Where the platform has fork servers (Linux, macOS), one server per orchestrating process
+    imports :data:`WORKER_PRELOAD` when the first worker starts, and every worker, including
+    each one that replaces a worker killed after a timeout, crash or OOM, is forked from it: the
+    ~2.5 s of imports are paid once instead of once per worker. The server keeps the
+    environment it started with, and BLAS libraries read their thread counts when they load, so
+    it serves only pools with that pool's ``threads``; a pool with another count spawns a fresh
+    interpreter per worker, as do platforms without fork servers. Either way a worker starts
+    from the orchestrator's environment of that moment (:class:`_Worker` passes it)."""
+    global _forkserver_threads
+    if "forkserver" not in mp.get_all_start_methods() or _forkserver_threads not in (None,
+                                                                                       threads):
+        return mp.get_context("spawn")
+    context = mp.get_context("forkserver")
+    if _forkserver_threads is None:
+        context.set_forkserver_preload(list(WORKER_PRELOAD))
+        _forkserver_threads = threads
+    return context
 
 
 class InlineExecutor:
@@ -310,9 +341,26 @@ def _iterate(tensors: list, problem: Any, device: str) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+def _drop_fork_server_handle() -> None:
+    """Close the fork server's "orchestrator alive" pipe that a forked worker inherits (for
+    children of its own, which it never starts). The server exits when the orchestrator's end
+    closes, and every worker with it (parent-death signal), only if no worker holds a copy:
+    otherwise a ``kill -9`` of the orchestrator would leave its workers and runs behind."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):  # None in a spawned worker
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
+
+
 def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
                  parent: int, sandbox: bool = False, python_path: tuple[str, ...] = (),
-                 visible: tuple[str, ...] = ()) -> None:
+                 visible: tuple[str, ...] = (), environ: dict[str, str] | None = None) -> None:
     """Body of a worker process (the evaluator of its runs): receive tasks, run each one with
     its solver half in a fresh process forked from the template, stream events, send records.
     With ``sandbox``, the template is a fresh interpreter inside bubblewrap (with
@@ -325,7 +373,16 @@ def _worker_main(conn: Connection, threads: int, memory_limit_gb: float | None,
     from bilevel_bench.data import import_loader_modules
     from bilevel_bench.provenance import distributions_of, pin_threads
 
-    set_parent_death_signal(signal.SIGKILL, expected_parent=parent)
+    if environ is not None:  # forked from the fork server: the orchestrator's environment now
+        os.environ.clear()
+        os.environ.update(environ)
+    _drop_fork_server_handle()
+    # dies with its parent: the orchestrator, or the fork server, which exits with the
+    # orchestrator; an orchestrator already gone means exit now
+    set_parent_death_signal(signal.SIGKILL,
+                            expected_parent=parent if os.getppid() == parent else None)
+    if not alive(parent):
+        os._exit(1)
     set_child_subreaper()  # orphans of a run whose template died come here, and are killed
     pin_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
@@ -379,11 +436,13 @@ class _Worker:
                  visible: tuple[str, ...] = ()) -> None:
         self.conn, child = context.Pipe()
         saved = {k: os.environ.get(k) for k in THREAD_VARS}
-        os.environ.update({k: str(threads) for k in THREAD_VARS})  # inherited at spawn
+        # inherited at spawn and by a fork server started now; passed on in any case
+        os.environ.update({k: str(threads) for k in THREAD_VARS})
         try:
             self.process = context.Process(target=_worker_main, daemon=True,
                                            args=(child, threads, memory_limit_gb, os.getpid(),
-                                                 sandbox, python_path, visible))
+                                                 sandbox, python_path, visible,
+                                                 dict(os.environ)))
             self.process.start()
         finally:
             for key, value in saved.items():
@@ -458,7 +517,7 @@ class LocalPool:
         self.workers, self.threads, self.memory_limit_gb = workers, threads, memory_limit_gb
         self.sandbox, self.python_path = sandbox, tuple(str(p) for p in python_path)
         self.visible = tuple(str(p) for p in visible)
-        self.context = mp.get_context("spawn")
+        self.context = worker_context(threads)
 
     def _spawn(self) -> _Worker:
         return _Worker(self.context, self.threads, self.memory_limit_gb, self.sandbox,

@@ -193,6 +193,23 @@ def test_help_and_version_do_not_import_torch():
     assert out.strip().splitlines()[-1] == "False"
 
 
+def test_list_imports_torch_and_the_plugins_and_nothing_heavier():
+    """``list`` must stay light (issue 17: under 1.5 s idle): SciPy's optimisers and pyarrow,
+    0.37 s of imports together, are imported where they are used, not by the plugins."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io; from bilevel_bench.cli import main\n"
+            "for what in ('problems', 'solvers', 'suites'):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        assert main(['list', what]) == 0\n"
+            "print(sorted(m for m in ('scipy.optimize', 'pyarrow', 'sklearn', 'pandas')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_worker_processes_inherit_the_quiet_warning_filters(monkeypatch):
     import os
     import subprocess

@@ -44,7 +44,8 @@ def assert_no_survivor(folder: Path) -> None:
     assert not [p for p in noted(folder) if alive(p)], "a process of a run survived it"
     left = [c for c in psutil.Process().children(recursive=True) if c.is_running()
             and c.status() != psutil.STATUS_ZOMBIE
-            and "resource_tracker" not in " ".join(c.cmdline())]  # multiprocessing's own
+            and not {"resource_tracker", "forkserver"} & set(" ".join(
+                c.cmdline()).replace(".", " ").split())]  # multiprocessing's own helpers
     assert not left, f"processes left behind: {[c.cmdline() for c in left]}"
 
 

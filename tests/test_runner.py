@@ -276,3 +276,24 @@ def test_a_cuda_problem_carries_the_device_index_its_tensors_report(monkeypatch)
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
     assert resolve_device("cpu") == torch.device("cpu")
     assert torch.empty(0, device="meta").device == resolve_device("meta")
+
+
+def test_workers_start_from_the_fork_server_with_the_orchestrators_environment(monkeypatch):
+    """Pools of this process fork their workers from one fork server (imports paid once), and
+    each worker still runs with the orchestrator's environment of its start (not the server's)
+    and its pool's thread count (another count than the server's: spawned workers)."""
+    import multiprocessing as mp
+
+    from bilevel_bench import executors
+
+    task = RunTask("quadratic-small", plugin("EnvironmentEcho"), budget=Budget(iterations=3))
+    for value, threads in (("first", 1), ("second", 1), ("third", 2)):
+        monkeypatch.setenv("BILEVEL_BENCH_TEST_ECHO", value)
+        records: list[dict] = []
+        LocalPool(workers=1, threads=threads).map([task], records.append)
+        assert records[0]["status"] == "error"
+        assert records[0]["error"]["message"].endswith(f"echo={value} threads={threads}")
+    if "forkserver" in mp.get_all_start_methods():
+        served = executors._forkserver_threads
+        assert executors.worker_context(served).get_start_method() == "forkserver"
+        assert executors.worker_context(served + 1).get_start_method() == "spawn"

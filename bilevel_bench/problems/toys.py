@@ -12,7 +12,6 @@ from functools import cache
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 
 from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance
 
@@ -111,6 +110,8 @@ def _minimise_1d(fn, lower: float, upper: float, points: int = 200_001) -> tuple
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, points - 1)]
     if i in (0, points - 1):
         return float(grid[i]), float(values[i])
+    from scipy.optimize import minimize_scalar  # here: importing it costs 0.3 s
+
     res = minimize_scalar(fn, bounds=(lo, hi), method="bounded", options={"xatol": 1e-14})
     return float(res.x), float(res.fun)
 

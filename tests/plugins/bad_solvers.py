@@ -156,3 +156,13 @@ class ImpostorSolver(_Base):
     """Takes the name of a registered reference solver."""
 
     name = "aid-cg"
+
+
+class EnvironmentEcho(_Base):
+    """Fails at once with what its process sees: an environment variable and torch's threads."""
+
+    name = "environment-echo"
+
+    def step(self):
+        raise RuntimeError(f"echo={os.environ.get('BILEVEL_BENCH_TEST_ECHO')} "
+                           f"threads={torch.get_num_threads()}")
