@@ -482,7 +482,7 @@ def ecdf(frame: pd.DataFrame, clock: str, budgets: Sequence[float]) -> dict[str,
     for solver, part in data.groupby("solver"):
         per_instance = []
         for _, inst in part.groupby(INSTANCE):
-            fractions = [np.mean([[c <= b for c in costs] for b in budgets], axis=1)
+            fractions = [np.mean(np.asarray(costs)[None, :] <= budgets[:, None], axis=1)
                          if costs else np.zeros(len(budgets)) for costs in inst["_costs"]]
             per_instance.append(np.mean(fractions, axis=0))
         out[solver] = np.mean(per_instance, axis=0)

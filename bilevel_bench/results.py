@@ -188,16 +188,20 @@ REJECTED = ".rejected"
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether containers nest deeper than ``limit`` (iterative: no recursion on input)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children
-                         if isinstance(child, dict | list))
+    """Whether containers nest deeper than ``limit`` (level by level: no recursion on input;
+    only containers are kept from one level to the next)."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper = []
+        for item in level:
+            if type(item) is dict:
+                deeper += [c for c in item.values() if type(c) is dict or type(c) is list]
+            elif type(item) is list:
+                deeper += [c for c in item if type(c) is dict or type(c) is list]
+        level = deeper
     return False
 
 

@@ -20,7 +20,12 @@ from bilevel_bench.cli import main
 from bilevel_bench.leaderboard.build import build_site
 from bilevel_bench.leaderboard.compact import compact_record
 from bilevel_bench.leaderboard.synthetic import synthetic_record, write_synthetic
-from bilevel_bench.leaderboard.views import registry_problems
+from bilevel_bench.leaderboard.views import (
+    annotate,
+    problem_ranks,
+    registry_problems,
+    solver_problem_ranks,
+)
 from bilevel_bench.problem import Budget
 from bilevel_bench.results import write_record
 from bilevel_bench.runner import RunTask, execute
@@ -205,6 +210,36 @@ def test_solver_page_ranks_and_hyperparameters(site):
     solver = next(t for n, t in texts.items() if n.startswith("solver-solver-01-"))
     assert "Rank and ratio to the best" in solver and "Ratio to best" in solver
     assert "Hyperparameters used under each ruleset" in solver
+
+
+def test_problem_ranks_of_every_solver_at_once(records):
+    """The ranks behind the solver pages, computed once for all solvers: in each (problem,
+    version, ruleset) every solver that ran it has a row; ranks follow the ECDF areas (1 + the
+    number of strictly larger areas), the best solver's area is the largest, and a ratio to the
+    best is >= 1 (1 for the cheapest solver reaching the target)."""
+    from bilevel_bench.leaderboard.collect import collect
+
+    data = collect([records], official=official())
+    frame = annotate(data.frame, data.problems)
+    ranks = problem_ranks(frame)
+    groups = frame.groupby(["problem", "problem_version", "ruleset"])["solver"].unique()
+    assert sum(len(rows) for rows in ranks.values()) == sum(len(s) for s in groups)
+    by_group: dict[tuple, list[dict]] = {}
+    for solver, rows in ranks.items():
+        assert rows == solver_problem_ranks(frame, solver)
+        assert [(r["problem"], r["problem_version"], r["ruleset"]) for r in rows] == sorted(
+            (r["problem"], r["problem_version"], r["ruleset"]) for r in rows)
+        for r in rows:
+            by_group.setdefault((r["problem"], r["problem_version"], r["ruleset"]), []).append(
+                {**r, "solver": solver})
+    for key, rows in by_group.items():
+        areas = [r["area"] for r in rows]
+        assert {r["of"] for r in rows} == {len(groups[key])}
+        for r in rows:
+            assert r["rank"] == 1 + sum(a > r["area"] + 1e-12 for a in areas)
+            assert r["best_area"] == max(areas) and r["ratio"] >= 1.0
+        finite = [r for r in rows if r["ratio"] != float("inf")]
+        assert not finite or min(r["ratio"] for r in finite) == 1.0
 
 
 def test_empty_folder_builds_a_site_that_says_so(tmp_path):

@@ -15,7 +15,7 @@ from conftest import plugin
 from bilevel_bench import load_results
 from bilevel_bench.executors import InlineExecutor
 from bilevel_bench.matrix import plan, run_matrix
-from bilevel_bench.results import REJECTED, iter_records, read_record
+from bilevel_bench.results import MAX_DEPTH, REJECTED, iter_records, json_depth_exceeds, read_record
 
 TASKS = plan(["pbgd-free-counterexample"], ["aid-cg"], [0, 1], budget={"iterations": 30}).tasks
 
@@ -38,6 +38,22 @@ def test_resume_reruns_a_truncated_record_and_keeps_it_aside(tmp_path):
     assert "unreadable JSON" in reasons[0] and "run id" in reasons[1]
     assert all(read_record(f, tmp_path)[0] for f in files)  # re-run and valid again
     assert len(load_results(tmp_path)) == 2  # the set-aside files are not read as results
+
+
+def nested(depth: int, leaf: object = 1) -> object:
+    """``depth`` containers, dicts and lists alternating, around ``leaf``."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value, "n": 0.5} if level % 2 else [0, value, "s"]
+    return value
+
+
+def test_json_depth_limit_is_exact():
+    assert not json_depth_exceeds(nested(MAX_DEPTH))
+    assert json_depth_exceeds(nested(MAX_DEPTH + 1))
+    assert json_depth_exceeds(nested(MAX_DEPTH, leaf={}))  # an empty container counts
+    assert not json_depth_exceeds(3.0) and not json_depth_exceeds([[1], {"a": [2]}], limit=3)
+    assert json_depth_exceeds([[1], {"a": [[2]]}], limit=3)
 
 
 def test_hostile_files_are_skipped_with_a_reason(tmp_path):

@@ -60,8 +60,8 @@ from bilevel_bench.leaderboard.views import (
     annotate,
     build_views,
     final_text,
+    problem_ranks,
     registry_problems,
-    solver_problem_ranks,
     status_mix,
 )
 from bilevel_bench.metrics import TAU_MAX, per_instance
@@ -171,9 +171,10 @@ def _problem_pages(data: Collection, instances: pd.DataFrame,
     positions: dict[tuple, dict[str, list[tuple[int, str]]]] = {}
     groups_of = frame.groupby(["problem", "problem_version", "ruleset", "hardware_class",
                                "solver"]).indices
+    trace_of, outcome_of = frame["trace"].to_numpy(), frame["outcome"].to_numpy()
     for (*key, solver), rows in sorted(groups_of.items()):
         positions.setdefault(tuple(key), {})[solver] = [
-            (int(frame["trace"].iat[r]), str(frame["outcome"].iat[r])) for r in rows]
+            (int(trace_of[r]), str(outcome_of[r])) for r in rows]
     for problem, runs in frame.groupby("problem", sort=True):
         versions = sorted(runs["problem_version"].unique(), key=version_key, reverse=True)
         official = meta is None or problem in meta
@@ -249,9 +250,10 @@ def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows:
     finals.sort(key=lambda c: (c == "median_final_constraint_violation", c))
     paper = f"final_{paper_metric}" if paper_metric and paper_metric != primary else None
     records = []
+    of_solver = dict(tuple(runs.groupby("solver", sort=False)))
     for r in rows.drop(columns=["problem", "problem_version", "ruleset",
                                 "hardware_class"]).to_dict("records"):
-        mine = runs[runs["solver"] == r["solver"]]
+        mine = of_solver.get(r["solver"], runs.iloc[:0])
         r = {**r, "solver_href": solver_href(r["solver"])}
         r["median_final_primary"] = _gap(final_text(mine["final_primary"]), primary)
         r["outcomes"] = ", ".join(f"{n} {k}" for k, n in mine["outcome"].value_counts().items())
@@ -346,6 +348,7 @@ def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.Dat
               for p, g in frame.groupby("problem")["problem_version"]} if len(frame) else {}
     current = frame[frame["problem_version"] == frame["problem"].map(newest)] \
         if len(frame) else frame
+    ranks_of = problem_ranks(current) if len(current) else {}
     for solver, runs in allruns.groupby("solver", sort=True):
         key = slug(solver)
         versions = sorted(runs["solver_version"].unique(), key=version_key, reverse=True)
@@ -381,7 +384,7 @@ def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.Dat
                             Column("last", "Last run", detail=True)], prov.to_dict("records"))
         ranks = [{**r, "problem_href": problem_href(r["problem"]),
                   "best_href": solver_href(r["best"])}
-                 for r in solver_problem_ranks(current, solver)] if len(current) else []
+                 for r in ranks_of.get(solver, [])]
         rank_table = Table(
             f"solver-{key}-ranks", "Rank and ratio to the best, per problem (newest versions)",
             [Column("problem", "Problem", link="problem_href"), Column("ruleset", "Ruleset"),

@@ -321,13 +321,14 @@ def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
                                (meta or {}).get(pv[0]) if meta else None)
                  for pv in view.versions)]
     cube = ladder_cube(part, "oracles", view.versions, rows_solvers)
+    outcomes = {key: Counter(group) for key, group in part.groupby(["problem", "solver"])[
+        "outcome"]}
     rows = []
     for j, solver in enumerate(rows_solvers):
         row: dict[str, Any] = {"solver": solver, "solver_href": solver_href(solver)}
         for i, (problem, version) in enumerate(view.versions):
-            runs = part[(part["problem"] == problem) & (part["solver"] == solver)]
-            if len(runs):
-                outs = Counter(runs["outcome"])
+            outs = outcomes.get((problem, solver))
+            if outs:
                 area = float(np.nanmean(cube.runs[i, j, :cube.counts[i, j]]))
                 marks = []
                 if outs.get("diverged"):
@@ -517,49 +518,65 @@ def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
 
 
 # ------------------------------------------------------------------------ solver pages
-def solver_problem_ranks(frame: pd.DataFrame, solver: str) -> list[dict[str, Any]]:
-    """Per (problem, version, ruleset) that ``solver`` ran: its rank by ECDF area (oracle
+def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Solver -> one row per (problem, version, ruleset) it ran: its rank by ECDF area (oracle
     clock, mean over seeds) among the solvers that ran it, the best area and solver, and its
-    Dolan–Moré ratio of median oracles to the final target to the best one."""
-    rows = []
-    mine = frame[frame["solver"] == solver]
-    for (problem, version, ruleset), _ in mine.groupby(["problem", "problem_version",
-                                                        "ruleset"], sort=True):
-        group = frame[(frame["problem"] == problem) & (frame["problem_version"] == version)
-                      & (frame["ruleset"] == ruleset)]
+    Dolan–Moré ratio of median oracles to the final target to the best one. One ladder cube
+    per (problem, version, ruleset), shared by all its solvers."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if frame.empty:
+        return out
+    for (problem, version, ruleset), group in frame.groupby(["problem", "problem_version",
+                                                            "ruleset"], sort=True):
         cube = ladder_cube(group, "oracles")
         areas = {s: float(np.nanmean(cube.runs[0, j, :cube.counts[0, j]]))
                  for j, s in enumerate(cube.solvers) if cube.counts[0, j]}
         ordered = sorted(areas.values(), reverse=True)
-        rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
-        best = max(areas, key=lambda s: (areas[s], s == solver))
-        costs = {}
-        for s, runs in group.groupby("solver"):
-            vals = pd.to_numeric(runs["oracles_to_target"], errors="coerce").where(
-                runs["converged"].astype(bool))
-            costs[s] = float(vals.fillna(np.inf).median())
+        to_target = pd.to_numeric(group["oracles_to_target"], errors="coerce").where(
+            group["converged"].astype(bool)).fillna(np.inf)
+        costs = to_target.groupby(group["solver"]).median().astype(float).to_dict()
         finite = [c for c in costs.values() if math.isfinite(c)]
-        ratio = costs[solver] / min(finite) if finite and math.isfinite(costs[solver]) \
-            else math.inf
-        runs = group[group["solver"] == solver]
-        rows.append({"problem": problem, "problem_version": version, "ruleset": ruleset,
-                     "rank": rank, "of": len(areas), "rank_text": f"{rank} of {len(areas)}",
-                     "area": areas[solver], "best_area": areas[best], "best": best,
-                     "ratio": ratio,
-                     "outcomes": _outcomes(len(runs), int(runs["converged"].sum()),
-                                           int((runs["outcome"] == "failed").sum()),
-                                           int((runs["outcome"] == "diverged").sum()))})
-    return rows
+        converged = group["converged"].astype(bool).groupby(group["solver"]).sum()
+        outcome = group["outcome"].groupby(group["solver"])
+        failed = outcome.agg(lambda o: int((o == "failed").sum()))
+        diverged = outcome.agg(lambda o: int((o == "diverged").sum()))
+        sizes = group.groupby("solver").size()
+        for solver in sorted(areas):
+            rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
+            best = max(areas, key=lambda s, me=solver: (areas[s], s == me))
+            ratio = costs[solver] / min(finite) if finite and math.isfinite(costs[solver]) \
+                else math.inf
+            out.setdefault(solver, []).append({
+                "problem": problem, "problem_version": version, "ruleset": ruleset,
+                "rank": rank, "of": len(areas), "rank_text": f"{rank} of {len(areas)}",
+                "area": areas[solver], "best_area": areas[best], "best": best, "ratio": ratio,
+                "outcomes": _outcomes(int(sizes[solver]), int(converged[solver]),
+                                      int(failed[solver]), int(diverged[solver]))})
+    return out
+
+
+def solver_problem_ranks(frame: pd.DataFrame, solver: str) -> list[dict[str, Any]]:
+    """:func:`problem_ranks` of one solver (build the site with :func:`problem_ranks`: it
+    computes every solver's rows at once)."""
+    return problem_ranks(frame).get(solver, [])
 
 
 def final_text(values: Sequence[Any]) -> Any:
     """Median of finite values; 'diverged' when none is finite (never a NaN number)."""
-    nums = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+    nums = np.array([_number_or_nan(v) for v in values], dtype=float)
     finite = nums[np.isfinite(nums)]
-    if finite.empty:
-        return "diverged" if len(nums) else None
-    return float(finite.median())
+    if not finite.size:
+        return "diverged" if nums.size else None
+    return float(np.median(finite))
+
+
+def _number_or_nan(value: Any) -> float:
+    """``value`` as a float (numbers and numeric text), NaN for anything else."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 __all__ = ["TASKS", "View", "Panel", "annotate", "build_views", "registry_problems",
-           "solver_problem_ranks", "summarise", "fmt", "final_text"]
+           "problem_ranks", "solver_problem_ranks", "summarise", "fmt", "final_text"]
