@@ -180,34 +180,32 @@ def test_readme_plugin_example_passes_the_check_and_runs(capsys, results_dir):
     assert code == 0 and "fo-itd" in out
 
 
-def test_help_and_version_do_not_import_torch():
+def imported_after(calls: list[list[str]], modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running these CLI calls
+    (each must exit 0; their output is discarded)."""
+    import ast
     import subprocess
     import sys
 
-    code = ("import sys; from bilevel_bench.cli import main\n"
-            "for args in (['--help'], ['--version'], ['run', '--help']):\n"
-            "    assert main(args) == 0\n"
-            "print('torch' in sys.modules)")
+    code = ("import sys, contextlib, io; from bilevel_bench.cli import main\n"
+            f"for args in {calls!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        assert main(args) == 0\n"
+            f"print(sorted(m for m in {modules!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip().splitlines()[-1] == "False"
+    return ast.literal_eval(out.strip().splitlines()[-1])
+
+
+def test_help_and_version_do_not_import_torch():
+    assert imported_after([["--help"], ["--version"], ["run", "--help"]], ("torch",)) == []
 
 
 def test_list_imports_torch_and_the_plugins_and_nothing_heavier():
     """``list`` must stay light (issue 17: under 1.5 s idle): SciPy's optimisers and pyarrow,
     0.37 s of imports together, are imported where they are used, not by the plugins."""
-    import subprocess
-    import sys
-
-    code = ("import sys, contextlib, io; from bilevel_bench.cli import main\n"
-            "for what in ('problems', 'solvers', 'suites'):\n"
-            "    with contextlib.redirect_stdout(io.StringIO()):\n"
-            "        assert main(['list', what]) == 0\n"
-            "print(sorted(m for m in ('scipy.optimize', 'pyarrow', 'sklearn', 'pandas')"
-            " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    calls = [["list", "problems"], ["list", "solvers"], ["list", "suites"]]
+    assert imported_after(calls, ("scipy.optimize", "pyarrow", "sklearn", "pandas")) == []
 
 
 def test_worker_processes_inherit_the_quiet_warning_filters(monkeypatch):

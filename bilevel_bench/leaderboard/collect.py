@@ -62,7 +62,8 @@ def version_key(version: str) -> tuple:
                  for p in re.findall(r"\d+|[^\d.]+", str(version)))
 
 
-def _float(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """``value`` as a float (numbers and numeric text), NaN for anything else."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -80,7 +81,7 @@ def _trace(record: dict[str, Any]) -> Trace:
     try:
         values = np.array(table, dtype=float).reshape(-1, 3)
     except (TypeError, ValueError):  # None or text somewhere: convert one by one
-        values = np.array([[_float(v) for v in row] for row in table]).reshape(-1, 3)
+        values = np.array([[as_float(v) for v in row] for row in table]).reshape(-1, 3)
     return Trace(values[:, 0].copy(), values[:, 1].copy(), values[:, 2].copy())
 
 
@@ -165,7 +166,7 @@ def _officialise(record: dict[str, Any], row: dict[str, Any],
     elif record.get("migrated_from") == 1:
         ladder = [target]
     else:
-        ladder = list(default_ladder(_float(start.get(metric)), target, higher))
+        ladder = list(default_ladder(as_float(start.get(metric)), target, higher))
     recorded = problem.get("ladder") or []
     if len(recorded) != len(ladder) or not all(_same(a, b) for a, b in zip(recorded, ladder,
                                                                           strict=False)):

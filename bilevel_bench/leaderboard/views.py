@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from bilevel_bench.leaderboard.collect import as_float
 from bilevel_bench.leaderboard.plots import Series, line_plot
 from bilevel_bench.leaderboard.tables import Column, Table, fmt, slug, solver_href
 from bilevel_bench.metrics import ecdf, ecdf_axis, ladder_cube, ladder_ranking
@@ -555,28 +556,16 @@ def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def solver_problem_ranks(frame: pd.DataFrame, solver: str) -> list[dict[str, Any]]:
-    """:func:`problem_ranks` of one solver (build the site with :func:`problem_ranks`: it
-    computes every solver's rows at once)."""
-    return problem_ranks(frame).get(solver, [])
-
 
 def final_text(values: Sequence[Any]) -> Any:
     """Median of finite values; 'diverged' when none is finite (never a NaN number)."""
-    nums = np.array([_number_or_nan(v) for v in values], dtype=float)
+    nums = np.array([as_float(v) for v in values], dtype=float)
     finite = nums[np.isfinite(nums)]
     if not finite.size:
         return "diverged" if nums.size else None
     return float(np.median(finite))
 
 
-def _number_or_nan(value: Any) -> float:
-    """``value`` as a float (numbers and numeric text), NaN for anything else."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 __all__ = ["TASKS", "View", "Panel", "annotate", "build_views", "registry_problems",
-           "problem_ranks", "solver_problem_ranks", "summarise", "fmt", "final_text"]
+           "problem_ranks", "summarise", "fmt", "final_text"]
