@@ -14,7 +14,7 @@
     bilevel-bench verify BUNDLE [--sample K] [--seed S] [--band B] [-o VERIFICATION]
     bilevel-bench check-problem NAME|path/to/file.py:ClassName
     bilevel-bench leaderboard DIR... -o SITE [--bootstrap B] [--seed S] [--title T]
-                              [--no-suites] [--asv ASV_RESULTS ...]
+                              [--no-suites] [--asv ASV_RESULTS ...] [--cache DIR]
 
 Heavy modules (torch, the registry) are imported inside the commands, so that ``--help`` and
 ``--version`` answer at once.
@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--highlight", action="append", metavar="SOLVER",
                    help="always draw this solver's curves and mark its rows, e.g. your own "
                         "(repeatable; a page address may also say ?highlight=NAME)")
+    p.add_argument("--cache", metavar="DIR",
+                   help="keep what was read of each record file (by its sha256) in DIR, "
+                        "outside the site, so that the next build reads only new or changed "
+                        "files (default: no cache)")
     p.set_defaults(func=cmd_leaderboard)
     return parser
 
@@ -508,7 +512,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     suites = None if args.no_suites else official_suites()  # never the builder's plugins
     index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
                        seed=args.seed, title=args.title, asv_results=args.asv,
-                       highlight=args.highlight or ())
+                       highlight=args.highlight or (), cache=args.cache)
     print(index.resolve())
     return 0
 

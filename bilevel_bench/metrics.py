@@ -6,7 +6,7 @@ each rung of its instance's ladder. On a clock (oracle cost, or solver CPU secon
 budget axis [low, high] (:data:`ECDF_RANGE`; the time axis ends at the view's budget), the
 **ECDF** of a solver is the fraction of (instance, rung) pairs reached within a budget, runs
 averaged per instance and instances weighted equally (COCO's runtime distributions; Moré &
-Wild's data profiles). Its **area** (:func:`area_scores`: per run, the mean over rungs of
+Wild's data profiles). Its **area** (:func:`run_areas`: per run, the mean over rungs of
 ``(log high - log max(cost, low)) / (log high - log low)``, 0 for a missed rung) is the score,
 in [0, 1]; a solver is scored on the instances it ran only. :func:`ladder_ranking` gives the
 score with seeded bootstrap intervals (instances, then each solver's runs, resampled), the
@@ -56,6 +56,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -336,45 +337,71 @@ def ecdf_axis(frame: pd.DataFrame, clock: str) -> tuple[float, float]:
     return low, max(high, low * 10)
 
 
-def rung_costs(frame: pd.DataFrame, clock: str) -> list[list[float]]:
-    """Per run, per rung of its ladder: the cost on ``clock`` of its first (gated) hit,
-    ``+inf`` when the rung was not reached."""
+def hit_costs(hits: Sequence[Any] | None, clock: str) -> tuple[float, ...]:
+    """Per rung of one run's ladder (its ``ladder_hits``): the cost on ``clock`` of its first
+    (gated) hit, ``+inf`` when the rung was not reached."""
     key = HIT_FIELDS[clock]
-    out = []
-    for hits in frame["ladder_hits"] if len(frame) else []:
-        costs = []
-        for hit in hits or []:
-            value = hit.get(key) if isinstance(hit, dict) else None
-            costs.append(float(value) if isinstance(value, int | float) and math.isfinite(value)
-                         else math.inf)
-        out.append(costs)
+    costs = []
+    for hit in hits or []:
+        value = hit.get(key) if isinstance(hit, dict) else None
+        costs.append(float(value) if isinstance(value, int | float) and math.isfinite(value)
+                     else math.inf)
+    return tuple(costs)
+
+
+def rung_costs(frame: pd.DataFrame, clock: str) -> np.ndarray:
+    """The (runs x rungs) matrix of :func:`hit_costs`, NaN past the end of a run's ladder.
+    Read from the column ``rung_costs_<clock>`` where the frame has it (the leaderboard
+    computes it once per record), else from ``ladder_hits``."""
+    column = f"rung_costs_{clock}"
+    if not len(frame):
+        per_run: list = []
+    elif column in frame:
+        per_run = frame[column].tolist()
+    else:
+        per_run = [hit_costs(hits, clock) for hits in frame["ladder_hits"]]
+    lengths = {len(c) for c in per_run}
+    if len(lengths) == 1:
+        return np.array(per_run, dtype=float).reshape(len(per_run), lengths.pop())
+    out = np.full((len(per_run), max(lengths, default=0)), np.nan)
+    for i, costs in enumerate(per_run):
+        out[i, :len(costs)] = costs
     return out
 
 
-def area_scores(costs: Sequence[float], low: float, high: float) -> float:
-    """Area under one run's ECDF over its rungs on the log-budget axis [low, high], in
-    [0, 1]: the mean over rungs of ``(log high - log max(cost, low)) / (log high - log low)``
-    for a rung hit within ``high``, 0 for a rung missed. 1: every rung at the smallest budget;
-    the mean over runs and instances is the area under the aggregated ECDF (COCO's runtime
-    distribution over (instance, target) pairs; Moré & Wild's data profiles)."""
-    if not len(costs):
-        return 0.0
+def run_areas(costs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Area under each run's ECDF over its rungs on the log-budget axis [low, high], in
+    [0, 1], for a (runs x rungs) matrix of :func:`rung_costs`: the mean over the run's rungs
+    of ``(log high - log max(cost, low)) / (log high - log low)`` for a rung hit within
+    ``high``, 0 for a rung missed (0 for a run without rungs). 1: every rung at the smallest
+    budget; the mean over runs and instances is the area under the aggregated ECDF (COCO's
+    runtime distribution over (instance, target) pairs; Moré & Wild's data profiles)."""
+    costs = np.asarray(costs, dtype=float).reshape(len(costs), -1)
     span = math.log(high) - math.log(low)
-    total = 0.0
-    for cost in costs:
-        if cost <= high:
-            total += (math.log(high) - math.log(max(cost, low))) / span
-    return total / len(costs)
+    with np.errstate(invalid="ignore"):
+        within = costs <= high  # False for a missed rung (+inf) and for padding (NaN)
+        terms = np.zeros(costs.shape)
+        terms[within] = (math.log(high) - np.log(np.maximum(costs[within], low))) / span
+    rungs = (~np.isnan(costs)).sum(axis=1)
+    total = np.zeros(len(costs))
+    for k in range(costs.shape[1]):  # rung by rung: the summation order of one run's mean
+        total += terms[:, k]
+    return np.where(rungs > 0, total / np.maximum(rungs, 1), 0.0)
+
+
+def area_scores(costs: Sequence[float], low: float, high: float) -> float:
+    """:func:`run_areas` of one run's rung costs."""
+    return float(run_areas(np.array([list(costs)], dtype=float), low, high)[0])
 
 
 def ladder_cube(frame: pd.DataFrame, clock: str,
                 instances: Sequence[tuple[str, str]] | None = None,
                 solvers: Sequence[str] | None = None) -> CostCube:
-    """Per-run ECDF areas (:func:`area_scores`, higher is better) laid out like a
+    """Per-run ECDF areas (:func:`run_areas`, higher is better) laid out like a
     :class:`CostCube` (``runs[p, s, k]``, NaN-padded). The caller selects comparable runs."""
     low, high = ecdf_axis(frame, clock)
-    scores = [area_scores(c, low, high) for c in rung_costs(frame, clock)]
-    return _cube(frame, scores, instances, solvers)
+    return _cube(frame, run_areas(rung_costs(frame, clock), low, high).tolist(), instances,
+                 solvers)
 
 
 def _ladder_scores(runs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -431,7 +458,7 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
                    solvers: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
                    confidence: float = 0.95) -> tuple[pd.DataFrame, CostCube]:
     """The ranking of one comparable set of runs by the area under the target-ladder ECDF
-    (:func:`area_scores`; mean over the instances a solver ran, each instance weighted
+    (:func:`run_areas`; mean over the instances a solver ran, each instance weighted
     equally), best first, with the columns of :func:`ranking`: ``rank`` (1 + the number of
     solvers whose score interval lies entirely above), ``tied``, ``score`` [lo, hi],
     ``mean_rank`` [lo, hi], ``solved`` (instances whose final target more than half the seeds
@@ -452,9 +479,14 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
         r_lo = r_hi = rank
     final = cost_cube(frame, clock, cube.instances, cube.solvers).costs()
     reached = {}
-    for name, part in (frame.groupby("solver") if len(frame) else []):
-        flags = [np.isfinite(c) for costs in rung_costs(part, clock) for c in costs]
-        reached[name] = float(np.mean(flags)) if flags else np.nan
+    if len(frame):
+        costs = rung_costs(frame, clock)
+        hit, rungs = np.isfinite(costs).sum(axis=1), (~np.isnan(costs)).sum(axis=1)
+        totals = pd.DataFrame({"hit": hit, "rungs": rungs}).groupby(frame["solver"].to_numpy()
+                                                                    ).sum()
+        reached = {name: float(h / n) if n else np.nan
+                   for name, h, n in zip(totals.index, totals["hit"], totals["rungs"],
+                                         strict=True)}
     table = pd.DataFrame({
         "solver": cube.solvers, "score": score, "score_lo": s_lo, "score_hi": s_hi,
         "mean_rank": rank, "mean_rank_lo": r_lo, "mean_rank_hi": r_hi,
@@ -475,15 +507,25 @@ def ecdf(frame: pd.DataFrame, clock: str, budgets: Sequence[float]) -> dict[str,
     """Per solver, the fraction of (instance, rung) pairs reached within each budget (runs
     averaged per instance, instances weighted equally): the curves of the ECDF plot."""
     budgets = np.asarray(budgets, dtype=float)
-    out = {}
     if frame.empty:
-        return out
-    data = frame.assign(_costs=rung_costs(frame, clock))
-    for solver, part in data.groupby("solver"):
-        per_instance = []
-        for _, inst in part.groupby(INSTANCE):
-            fractions = [np.mean(np.asarray(costs)[None, :] <= budgets[:, None], axis=1)
-                         if costs else np.zeros(len(budgets)) for costs in inst["_costs"]]
-            per_instance.append(np.mean(fractions, axis=0))
-        out[solver] = np.mean(per_instance, axis=0)
-    return out
+        return {}
+    costs = rung_costs(frame, clock)
+    rungs = (~np.isnan(costs)).sum(axis=1)
+    with np.errstate(invalid="ignore"):  # NaN padding is never within a budget
+        within = (costs[:, :, None] <= budgets[None, None, :]).sum(axis=1)
+    fractions = np.where(rungs[:, None] > 0, within / np.maximum(rungs, 1)[:, None], 0.0)
+    # runs averaged per (solver, instance), then instances per solver; rows summed in frame
+    # order (np.add.reduceat adds the rows of a group one after another)
+    solver = pd.factorize(frame["solver"], sort=True)
+    problem = pd.factorize(frame["problem"], sort=True)[0]
+    version = pd.factorize(frame["problem_version"], sort=True)[0]
+    order = np.lexsort((version, problem, solver[0]))
+    keys = np.stack([solver[0], problem, version], axis=1)[order]
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+    sizes = np.diff(np.r_[starts, len(order)])
+    per_instance = np.add.reduceat(fractions[order], starts, axis=0) / sizes[:, None]
+    owner = keys[starts, 0]
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    counts = np.diff(np.r_[first, len(owner)])
+    curves = np.add.reduceat(per_instance, first, axis=0) / counts[:, None]
+    return {str(solver[1][owner[i]]): curves[k] for k, i in enumerate(first)}

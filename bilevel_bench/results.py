@@ -209,24 +209,46 @@ def read_record(path: str | Path, root: str | Path | None = None) -> tuple[dict 
     """``(record, "")`` for a valid record file, else ``(None, reason)``. Refuses a symlink
     that leads outside ``root``, a file over :data:`MAX_RECORD_BYTES`, JSON nested deeper than
     :data:`MAX_DEPTH`, and anything :func:`validate_record` rejects. Never raises."""
-    path = Path(path)
+    blob, reason = read_record_bytes(path, root)
+    return parse_record(blob) if blob is not None else (None, reason)
+
+
+def read_record_bytes(path: str | Path, root: str | Path | None = None
+                      ) -> tuple[bytes | None, str]:
+    """The bytes of a record file, or ``(None, reason)`` for a symlink that leads outside
+    ``root``, something that is not a regular file, or a file over :data:`MAX_RECORD_BYTES`.
+    Type and size are checked on the opened file (it cannot be swapped after the check)."""
     try:
-        if root is not None and path.is_symlink():
-            target, base = path.resolve(), Path(root).resolve()
+        if root is not None and stat.S_ISLNK(os.lstat(path).st_mode):
+            target, base = Path(path).resolve(), Path(root).resolve()
             if not target.is_relative_to(base):
                 return None, "symbolic link to a file outside the results folder (not followed)"
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"
-        size = info.st_size
-        if size > MAX_RECORD_BYTES:
-            return None, f"file of {size} bytes, over the {MAX_RECORD_BYTES} bytes of a record"
-        with open(path, "rb") as handle:
-            blob = handle.read(MAX_RECORD_BYTES + 1)
+        # non-blocking: opening a FIFO must not wait for a writer (it is refused below)
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, "not a regular file"
+            if info.st_size > MAX_RECORD_BYTES:
+                return None, (f"file of {info.st_size} bytes, over the {MAX_RECORD_BYTES} "
+                              "bytes of a record")
+            blob = handle.read(info.st_size + 1)  # not MAX + 1: a buffer that size per file
+            if len(blob) > info.st_size:  # grew since it was opened
+                blob += handle.read(MAX_RECORD_BYTES + 1 - len(blob))
+    except OSError as exc:
+        return None, f"unreadable JSON: {exc}"
+    if len(blob) > MAX_RECORD_BYTES:
+        return None, f"file of {len(blob)}+ bytes, over the {MAX_RECORD_BYTES} bytes of a record"
+    return blob, ""
+
+
+def parse_record(blob: bytes) -> tuple[dict | None, str]:
+    """``(record, "")`` for the bytes of a valid record (:func:`read_record`), else
+    ``(None, reason)``. Never raises."""
+    try:
         record = json.loads(blob.decode("utf-8"))
     except RecursionError:
         return None, f"unreadable JSON: nested deeper than {MAX_DEPTH} levels"
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:
         return None, f"unreadable JSON: {exc}"
     if json_depth_exceeds(record):
         return None, f"unreadable JSON: nested deeper than {MAX_DEPTH} levels"
@@ -243,15 +265,17 @@ def read_record(path: str | Path, root: str | Path | None = None) -> tuple[dict 
 NOT_RECORDS = frozenset({"manifest.json", "verification.json"})
 
 
-def _record_files(root: Path) -> Iterator[Path]:
-    """``*.json`` files under ``root``: no hidden folders, symlinked folders not entered, a
-    bundle's ``manifest.json`` and ``verification.json`` left out."""
+def record_files(root: Path) -> Iterator[str]:
+    """``*.json`` files under ``root``, as paths relative to it, in sorted order: no hidden
+    folders, symlinked folders not entered, a bundle's ``manifest.json`` and
+    ``verification.json`` left out."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        inside = os.path.relpath(folder, root)
         for name in sorted(files):
             if name.endswith(".json") and not name.startswith(".tmp-") \
                     and name not in NOT_RECORDS:
-                yield Path(folder) / name
+                yield name if inside == "." else os.path.join(inside, name)
 
 
 def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, str]]:
@@ -262,7 +286,8 @@ def iter_records(*directories: str | Path) -> Iterator[tuple[Path, dict | None, 
         root = Path(directory)
         if not root.exists():
             raise ResultsError(f"results directory {str(root)!r} does not exist")
-        for path in _record_files(root):
+        for relative in record_files(root):
+            path = root / relative
             record, reason = read_record(path, root)
             yield path, record, reason
 

@@ -16,10 +16,11 @@ def test_verified_only_for_the_file_verify_checked(tmp_path):
         "abc": {"verdict": "verified", "sha256": digest},
         "bad": {"verdict": "failed", "sha256": digest}}}))
     found = verifications(tmp_path)
-    assert verification_of(found["abc"], record) == "verified"
-    assert verification_of(found["bad"], record) == "failed"
-    assert verification_of(None, record) == "self-reported"
+    assert verification_of(found["abc"], digest) == "verified"
+    assert verification_of(found["bad"], digest) == "failed"
+    assert verification_of(None, digest) == "self-reported"
     record.write_text('{"run_id": "abc", "forged": true}')  # edited after verification
-    assert verification_of(found["abc"], record) == "self-reported"
+    edited = hashlib.sha256(record.read_bytes()).hexdigest()
+    assert verification_of(found["abc"], edited) == "self-reported"
     (tmp_path / "verification.json").write_text("{not json")
     assert verifications(tmp_path) == {}

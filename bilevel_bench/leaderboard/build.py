@@ -80,7 +80,7 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
                seed: int = 0, title: str = "bilevel_bench leaderboard",
                tau_max: float = TAU_MAX, asv_results: Sequence[str | Path] | None = None,
                official: Mapping[str, Mapping[str, Any]] | bool = True,
-               highlight: Sequence[str] = ()) -> Path:
+               highlight: Sequence[str] = (), cache: str | Path | None = None) -> Path:
     """Render the site for the run records under ``inputs`` into ``output``; returns the path of
     its ``index.html``. ``suites`` maps suite names to problem instance names (suite views);
     ``n_boot`` bootstrap replicates with ``seed``. ``asv_results``: asv results directories or
@@ -89,8 +89,13 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     metadata (task, paper_metric, provides, ...); True reads the registry
     (:func:`~bilevel_bench.leaderboard.views.registry_problems`), False treats every recorded
     problem as official. Records of other problems are shown under "unofficial".
-    ``highlight``: solver names drawn in every plot (besides the leaders)."""
-    everything = collect(inputs)
+    ``highlight``: solver names drawn in every plot (besides the leaders). ``cache``: a
+    folder outside ``output`` that keeps the summaries of the records read for the next build
+    (:mod:`~bilevel_bench.leaderboard.cache`)."""
+    if cache is not None and Path(cache).resolve().is_relative_to(Path(output).resolve()):
+        raise ValueError(f"the cache folder {str(cache)!r} lies inside the site folder "
+                         f"{str(output)!r}, which is published: choose one outside it")
+    everything = collect(inputs, cache=cache)
     paged = set(everything.frame["solver"]) if len(everything.frame) else set()
     asv = _asv_tables(asv_results or [], paged)
     meta = registry_problems() if official is True else (None if official is False

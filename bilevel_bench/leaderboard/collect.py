@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bilevel_bench.leaderboard.cache import RecordCache, fingerprint
+from bilevel_bench.metrics import HIT_FIELDS, hit_costs
 from bilevel_bench.problem import DEFAULT_LL_GAP_GATE, LLGate, default_ladder
-from bilevel_bench.results import iter_records, ladder_hits, summary_row
+from bilevel_bench.results import (
+    ResultsError,
+    ladder_hits,
+    parse_record,
+    read_record_bytes,
+    record_files,
+    summary_row,
+)
 
 #: a record's problem version before the problem was built (the run failed early)
 UNKNOWN = "unknown"
@@ -35,11 +45,22 @@ UNKNOWN = "unknown"
 
 @dataclass
 class Trace:
-    """The primary metric of one run against both clocks."""
+    """The primary metric of one run against both clocks: ``points`` has one row (time,
+    oracle cost, value) per checkpoint (one array: a cached trace loads as one object)."""
 
-    time: np.ndarray
-    oracles: np.ndarray
-    value: np.ndarray
+    points: np.ndarray
+
+    @property
+    def time(self) -> np.ndarray:
+        return self.points[:, 0]
+
+    @property
+    def oracles(self) -> np.ndarray:
+        return self.points[:, 1]
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.points[:, 2]
 
 
 @dataclass
@@ -82,7 +103,7 @@ def _trace(record: dict[str, Any]) -> Trace:
         values = np.array(table, dtype=float).reshape(-1, 3)
     except (TypeError, ValueError):  # None or text somewhere: convert one by one
         values = np.array([[as_float(v) for v in row] for row in table]).reshape(-1, 3)
-    return Trace(values[:, 0].copy(), values[:, 1].copy(), values[:, 2].copy())
+    return Trace(values)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -210,26 +231,84 @@ def verifications(root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def verification_of(entry: dict[str, Any] | None, path: Path) -> str:
+def verification_of(entry: dict[str, Any] | None, digest: str) -> str:
     """``verified`` only when ``verify`` re-executed the run and the record file is the one it
-    checked (same sha256); ``failed`` when re-execution disagreed; else ``self-reported``."""
-    if not entry:
-        return "self-reported"
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "self-reported"
-    if entry.get("sha256") != digest:
+    checked (``digest``, the sha256 of the file's bytes); ``failed`` when re-execution
+    disagreed; else ``self-reported``."""
+    if not entry or entry.get("sha256") != digest:
         return "self-reported"
     return {"verified": "verified", "failed": "failed"}.get(entry.get("verdict"),
                                                            "self-reported")
 
 
+@dataclass
+class Summary:
+    """What one record file contributes, a function of its bytes and the official metadata
+    (cached by its sha256, :mod:`~bilevel_bench.leaderboard.cache`): its run id (None when it
+    is not a readable record), the reason to skip it ("" when usable), its row and trace and
+    the (name, version) keys and descriptions of its problem and solver."""
+
+    run_id: str | None
+    reason: str = ""
+    row: dict[str, Any] | None = None
+    trace: Trace | None = None
+    problem: tuple[str, str] | None = None
+    problem_info: dict[str, Any] | None = None
+    solver: tuple[str, str] | None = None
+    solver_info: dict[str, Any] | None = None
+
+
+def summarise(blob: bytes, official: dict[str, dict[str, Any]]) -> Summary:
+    """Parse and check one record file's bytes, and summarise it (:class:`Summary`)."""
+    record, reason = parse_record(blob)
+    if record is None:
+        return Summary(None, reason)
+    run_id, problem, solver = record["run_id"], record["problem"], record["solver"]
+    known = official.get(problem["name"])
+    try:
+        row, trace = _row(record), _trace(record)
+        if known is not None and known["version"] == str(problem["version"]):
+            why, info = _officialise(record, row, known)
+            if why:
+                return Summary(run_id, f"disagrees with the registry: {why}")
+        else:
+            info = {**problem, "official": False, "label": "unofficial"}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Summary(run_id, f"malformed record: {type(exc).__name__}: {exc}")
+    row["official"] = bool(info.get("official"))
+    for clock in HIT_FIELDS:  # what every ranking reads, computed once per record
+        row[f"rung_costs_{clock}"] = hit_costs(row["ladder_hits"], clock)
+    return Summary(run_id, "", row, trace, (problem["name"], problem["version"]), info,
+                   (solver["name"], solver["version"]), solver)
+
+
+def _share(summary: Summary, problems: dict, solvers: dict) -> None:
+    """Point the summary's descriptions at equal ones already read (one object, cached once)."""
+    for attr, key, seen in (("problem_info", summary.problem, problems),
+                            ("solver_info", summary.solver, solvers)):
+        known = seen.get(key)
+        if known is not None and known == getattr(summary, attr):
+            setattr(summary, attr, known)
+
+
+def cache_key(official: dict[str, dict[str, Any]]) -> str:
+    """The fingerprint of every :class:`Summary`: the official metadata and the code that
+    reads, checks and summarises records."""
+    import bilevel_bench.leaderboard.collect as collect_module
+    from bilevel_bench import metrics, problem, results
+
+    return fingerprint(official, [collect_module, results, problem, metrics])
+
+
 def collect(inputs: Sequence[str | Path],
-            official: dict[str, dict[str, Any]] | None = None) -> Collection:
+            official: dict[str, dict[str, Any]] | None = None,
+            cache: str | Path | None = None) -> Collection:
     """Read every ``*.json`` under the input directories; ``official`` is the registry's
-    metadata (default :func:`official_instances`; ``{}`` trusts nothing as official)."""
+    metadata (default :func:`official_instances`; ``{}`` trusts nothing as official).
+    ``cache``: a folder that keeps each file's :class:`Summary` by the sha256 of its bytes
+    for the next build (:mod:`~bilevel_bench.leaderboard.cache`); None reads everything."""
     official = official_instances() if official is None else official
+    store = RecordCache(cache, cache_key(official)) if cache is not None else None
     rows: list[dict[str, Any]] = []
     traces: list[Trace] = []
     skipped: list[tuple[str, str]] = []
@@ -237,39 +316,43 @@ def collect(inputs: Sequence[str | Path],
     solvers: dict[tuple[str, str], dict[str, Any]] = {}
     seen: dict[str, str] = {}
     for root in map(Path, inputs):
+        if not root.exists():
+            raise ResultsError(f"results directory {str(root)!r} does not exist")
         verdicts = verifications(root)
-        for path, record, reason in iter_records(root):
-            shown = str(Path(root.name) / path.relative_to(root))
-            if record is None:
+        for relative in record_files(root):
+            shown = os.path.join(root.name, relative)
+            blob, reason = read_record_bytes(os.path.join(root, relative), root)
+            if blob is None:
                 skipped.append((shown, reason))
                 continue
-            run_id = record["run_id"]
+            digest = hashlib.sha256(blob).hexdigest()
+            summary = store.get(digest) if store is not None else None
+            if summary is None:
+                summary = summarise(blob, official)
+                if store is not None:  # equal descriptions stored once
+                    _share(summary, problems, solvers)
+                    store.put(digest, summary)
+            run_id = summary.run_id
+            if run_id is None:
+                skipped.append((shown, summary.reason))
+                continue
             if run_id in seen:
                 skipped.append((shown, f"duplicate of run id {run_id} already read from "
                                        f"{seen[run_id]}"))
                 continue
-            problem, solver = record["problem"], record["solver"]
-            known = official.get(problem["name"])
-            try:
-                row, trace = _row(record), _trace(record)
-                if known is not None and known["version"] == str(problem["version"]):
-                    why, info = _officialise(record, row, known)
-                    if why:
-                        skipped.append((shown, f"disagrees with the registry: {why}"))
-                        continue
-                else:
-                    info = {**problem, "official": False, "label": "unofficial"}
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                skipped.append((shown, f"malformed record: {type(exc).__name__}: {exc}"))
+            if summary.reason:
+                skipped.append((shown, summary.reason))
                 continue
-            row["official"] = bool(info.get("official"))
-            row["verification"] = verification_of(verdicts.get(run_id), path)
+            row = dict(summary.row)
+            row["verification"] = verification_of(verdicts.get(run_id), digest)
             seen[run_id] = shown
             row["trace"], row["path"] = len(traces), shown
             rows.append(row)
-            traces.append(trace)
-            problems.setdefault((problem["name"], problem["version"]), info)
-            solvers.setdefault((solver["name"], solver["version"]), solver)
+            traces.append(summary.trace)
+            problems.setdefault(summary.problem, summary.problem_info)
+            solvers.setdefault(summary.solver, summary.solver_info)
+    if store is not None:
+        store.save()
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["converged"] = frame["converged"].astype(bool)

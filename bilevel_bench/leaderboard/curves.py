@@ -19,23 +19,33 @@ Trace = tuple[np.ndarray, np.ndarray]  # (clock values ascending, metric values)
 
 def common_grid(traces: Sequence[Trace], points: int = 40) -> np.ndarray:
     """Log-spaced grid covering the positive clock values of all traces."""
-    xs = [x[(x > 0) & np.isfinite(x)] for x, _ in traces if len(x)]
-    xs = [x for x in xs if x.size]
-    if not xs:
+    xs = np.concatenate([np.asarray(x, dtype=float) for x, _ in traces]) if traces else \
+        np.array([])
+    xs = xs[(xs > 0) & np.isfinite(xs)]
+    if not xs.size:
         return np.array([1.0])
-    lo, hi = min(float(x.min()) for x in xs), max(float(x.max()) for x in xs)
+    lo, hi = float(xs.min()), float(xs.max())
     if hi <= lo:
         return np.array([lo])
     return np.geomspace(lo, hi, points)
 
 
-def on_grid(trace: Trace, grid: np.ndarray) -> np.ndarray:
-    """The step function of one trace read at ``grid`` (NaN before its first checkpoint)."""
-    x, y = trace
-    if len(x) == 0:
-        return np.full(grid.shape, np.nan)
-    idx = np.searchsorted(x, grid, side="right") - 1
-    return np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+def on_grid(traces: Sequence[Trace], grid: np.ndarray) -> np.ndarray:
+    """The step functions of the traces read at ``grid``, one row per trace: the value at the
+    last checkpoint at or before each grid point, NaN before a trace's first checkpoint."""
+    out = np.full((len(traces), len(grid)), np.nan)
+    kept = [i for i, (x, _) in enumerate(traces) if len(x)]
+    if not kept:
+        return out
+    lengths = np.array([len(traces[i][0]) for i in kept])
+    starts = np.cumsum(lengths) - lengths
+    xs = np.concatenate([np.asarray(traces[i][0], dtype=float) for i in kept])
+    ys = np.concatenate([np.asarray(traces[i][1], dtype=float) for i in kept])
+    # per trace, how many checkpoints lie at or before each grid point (x is ascending)
+    seen = np.add.reduceat((xs[:, None] <= grid[None, :]).astype(np.int64), starts, axis=0)
+    last = starts[:, None] + seen - 1
+    out[kept] = np.where(seen > 0, ys[np.clip(last, 0, None)], np.nan)
+    return out
 
 
 def quantile_band(traces: Sequence[Trace], grid: np.ndarray,
@@ -45,6 +55,5 @@ def quantile_band(traces: Sequence[Trace], grid: np.ndarray,
     if not traces:
         empty = np.full(grid.shape, np.nan)
         return empty, empty, empty
-    values = np.vstack([on_grid(t, grid) for t in traces])
-    lo, med, hi = nan_quantile(values, (band[0], 0.5, band[1]), axis=0)
+    lo, med, hi = nan_quantile(on_grid(traces, grid), (band[0], 0.5, band[1]), axis=0)
     return lo, med, hi

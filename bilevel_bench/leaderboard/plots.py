@@ -16,7 +16,7 @@ records (solver names) render as text.
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -34,7 +34,7 @@ MARGIN = {"left": 66, "right": 14, "top": 30, "bottom": 46}
 ROW = 19  # legend row height
 MAX_VISIBLE = 8
 MAX_LABEL = 30
-_IDS = itertools.count()
+CLIP_ID = "<clip>"  # never in the output otherwise: every text in it is escaped
 
 
 @dataclass
@@ -179,7 +179,7 @@ def line_plot(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str,
                f'text-anchor="middle">{escape(xlabel)}</text>'
                f'<text transform="translate(15 {(top + bottom) / 2:.0f}) rotate(-90)" '
                f'text-anchor="middle">{escape(ylabel)}</text>')
-    clip = f"clip{next(_IDS)}"
+    clip = CLIP_ID  # replaced by a digest of the whole plot (below)
     out.append(f'<clipPath id="{clip}"><rect x="{left}" y="{top}" width="{right - left}" '
                f'height="{bottom - top}"/></clipPath><g clip-path="url(#{clip})">')
     for value, label in lines:
@@ -241,7 +241,10 @@ def line_plot(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str,
         out.append(f'<text x="{lx}" y="{top + 8 + ROW * (extra + k) + 4}" class="lgnote">'
                    f"{escape(line)}</text>")
     out.append("</svg>")
-    return "".join(out)
+    svg = "".join(out)
+    # the clip path's id: a digest of the plot, the same in every build, distinct on a page
+    # unless two plots are identical (and so are their clip rectangles)
+    return svg.replace(CLIP_ID, "clip-" + hashlib.sha1(svg.encode()).hexdigest()[:12])
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -91,10 +91,12 @@ def annotate(frame: pd.DataFrame, problems: Mapping[tuple[str, str], dict[str, A
     if frame.empty:
         return frame
     out = frame.copy()
-    primary = []
-    for metric, row in zip(out["primary_metric"], out.to_dict("records"), strict=True):
-        primary.append(row.get(f"final_{metric}"))
-    out["final_primary"] = pd.to_numeric(pd.Series(primary, index=out.index), errors="coerce")
+    primary = pd.Series(None, index=out.index, dtype=object)
+    for metric in out["primary_metric"].unique():
+        if f"final_{metric}" in out:
+            mine = out["primary_metric"] == metric
+            primary[mine] = out.loc[mine, f"final_{metric}"].astype(object)
+    out["final_primary"] = pd.to_numeric(primary, errors="coerce")
     out["outcome"] = [outcome(s, v) for s, v in zip(out["status"], out["final_primary"],
                                                     strict=True)]
     info = [problems.get((p, v), {}) for p, v in zip(out["problem"], out["problem_version"],

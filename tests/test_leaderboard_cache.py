@@ -1,0 +1,124 @@
+"""The leaderboard's record cache (``--cache``): a rebuild from it is the same site, an edited
+record is read again, a cache someone else could have written is never loaded, a corrupt one is
+ignored, and the cache never lands in the published site. Also the vectorised step functions
+of the convergence curves against a direct evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+from bilevel_bench.cli import main
+from bilevel_bench.leaderboard.build import build_site
+from bilevel_bench.leaderboard.cache import RecordCache
+from bilevel_bench.leaderboard.collect import cache_key, collect, official_instances
+from bilevel_bench.leaderboard.curves import on_grid
+from bilevel_bench.leaderboard.synthetic import synthetic_record, write_synthetic
+from bilevel_bench.results import write_record
+
+
+def _pages(site):
+    """Every page and table of a site, without the build-time footer line."""
+    return {p.relative_to(site).as_posix(): re.sub(r"Built [^<]*", "", p.read_text())
+            for p in sorted(site.rglob("*")) if p.suffix in (".html", ".csv", ".json")}
+
+
+@pytest.fixture()
+def records(tmp_path):
+    root = tmp_path / "records"
+    write_synthetic(root, problems=2, solvers=3, seeds=2)
+    return root
+
+
+def test_a_rebuild_from_the_cache_is_the_same_site(records, tmp_path):
+    cache = tmp_path / "cache"
+    plain = build_site([records], tmp_path / "plain", n_boot=50).parent
+    first = build_site([records], tmp_path / "first", n_boot=50, cache=cache).parent
+    store = RecordCache(cache, cache_key(official_instances()))
+    assert len(store.loaded) == len(list(records.rglob("*.json")))  # one entry per file
+    second = build_site([records], tmp_path / "second", n_boot=50, cache=cache).parent
+    assert _pages(plain) == _pages(first) == _pages(second)
+    assert not [p for p in second.rglob("*") if "pickle" in p.name]
+
+
+def test_an_edited_record_is_read_again(records, tmp_path):
+    cache = tmp_path / "cache"
+    before = collect([records], cache=cache)
+    path = sorted(records.rglob("*.json"))[0]
+    record = json.loads(path.read_text())
+    record["solver"]["hyperparameters"] = {"lr": 123.0}
+    path.write_text(json.dumps(record))
+    after = collect([records], cache=cache)
+    row = after.frame.set_index("run_id").loc[record["run_id"]]
+    assert json.loads(row["hyperparameters"]) == {"lr": 123.0}
+    assert json.loads(before.frame.set_index("run_id").loc[record["run_id"],
+                                                           "hyperparameters"]) != {"lr": 123.0}
+
+
+def test_a_cache_others_could_write_or_a_corrupt_one_is_ignored(records, tmp_path):
+    cache = tmp_path / "cache"
+    collect([records], cache=cache)
+    stored = cache / "records.pickle"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    key = pickle.loads(stored.read_bytes())["key"]
+    # a forged entry, in a file that others may write: never loaded
+    forged = {"key": key, "entries": {"x" * 64: "forged"}}
+    stored.write_bytes(pickle.dumps(forged))
+    os.chmod(stored, 0o666)
+    assert RecordCache(cache, key).loaded == {}
+    os.chmod(stored, 0o600)
+    assert RecordCache(cache, key).loaded == forged["entries"]  # the check, not the format
+    assert RecordCache(cache, "another fingerprint").loaded == {}
+    stored.write_bytes(b"\x80\x05 truncated")
+    assert RecordCache(cache, key).loaded == {}
+    again = collect([records], cache=cache)  # and rewritten
+    assert len(again.frame) == len(list(records.rglob("*.json")))
+    assert len(RecordCache(cache, key).loaded) == len(again.frame)
+
+
+def test_skipped_and_duplicate_files_are_reported_from_the_cache_too(records, tmp_path):
+    cache = tmp_path / "cache"
+    (records / "broken.json").write_text("{not json")
+    first = sorted(records.rglob("problem-00*.json"))[0]
+    (records / "copy").mkdir()
+    (records / "copy" / first.name).write_bytes(first.read_bytes())
+    (records / "other").mkdir()
+    write_record(records / "other", synthetic_record("problem-00", "solver-00", 99))
+    plain = collect([records])
+    cold, warm = collect([records], cache=cache), collect([records], cache=cache)
+    for got in (cold, warm):
+        assert got.skipped == plain.skipped
+        assert list(got.frame["run_id"]) == list(plain.frame["run_id"])
+    reasons = dict(plain.skipped)
+    assert "unreadable JSON" in reasons["records/broken.json"]
+    assert reasons[f"records/copy/{first.name}"].startswith("duplicate of run id")
+
+
+def test_the_cache_may_not_lie_inside_the_site(records, tmp_path, capsys):
+    site = tmp_path / "site"
+    code = main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
+                 "--cache", str(site / "cache")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "inside the site folder" in err and len(err.splitlines()) == 1
+    assert main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
+                 "--cache", str(tmp_path / "cache")]) == 0
+    assert (tmp_path / "cache" / "records.pickle").is_file()
+
+
+def test_step_functions_on_a_grid_match_a_direct_evaluation():
+    rng = np.random.default_rng(0)
+    traces = [(np.sort(rng.uniform(0.1, 10, n)), rng.normal(size=n)) for n in (1, 5, 30)]
+    traces.insert(1, (np.array([]), np.array([])))  # an empty trace: NaN everywhere
+    traces.append((np.array([1.0, 2.0, 2.0, 3.0]), np.array([10.0, 20.0, 21.0, 30.0])))
+    grid = np.array([0.05, 1.0, 1.5, 2.0, 2.5, 3.0, 100.0])
+    got = on_grid(traces, grid)
+    for row, (x, y) in zip(got, traces, strict=True):
+        for value, g in zip(row, grid, strict=True):
+            before = [v for t, v in zip(x, y, strict=True) if t <= g]
+            assert (value == before[-1]) if before else np.isnan(value)
+    assert np.isnan(got[-1][0]) and list(got[-1][1:]) == [10.0, 10.0, 21.0, 21.0, 30.0, 30.0]
