@@ -211,27 +211,33 @@ def _cube(frame: pd.DataFrame, values: Sequence[float],
           solvers: Sequence[str] | None) -> CostCube:
     """Lay one value per run (``values``, aligned with ``frame``'s rows) out as
     ``runs[instance, solver, k]``, NaN-padded, with the run counts."""
+    problem = frame["problem"].tolist() if len(frame) else []
+    version = frame["problem_version"].tolist() if len(frame) else []
     if instances is None:
-        instances = sorted({tuple(v) for v in frame[INSTANCE].itertuples(index=False)})
+        instances = sorted(set(zip(problem, version, strict=True)))
     if solvers is None:
         solvers = sorted(frame["solver"].unique()) if len(frame) else []
     instances, solvers = [tuple(i) for i in instances], list(solvers)
-    pi = {inst: i for i, inst in enumerate(instances)}
-    si = {s: j for j, s in enumerate(solvers)}
-    buckets: dict[tuple[int, int], list[float]] = {}
-    if len(frame):
-        for prob, ver, sol, value in zip(frame["problem"].tolist(),
-                                         frame["problem_version"].tolist(),
-                                         frame["solver"].tolist(), values, strict=True):
-            i, j = pi.get((prob, ver)), si.get(sol)
-            if i is not None and j is not None:
-                buckets.setdefault((i, j), []).append(float(value))
-    width = max((len(v) for v in buckets.values()), default=1)
-    runs = np.full((len(instances), len(solvers), width), np.nan)
+    runs = np.full((len(instances), len(solvers), 1), np.nan)
     counts = np.zeros((len(instances), len(solvers)), dtype=int)
-    for (i, j), found in buckets.items():
-        runs[i, j, :len(found)] = found
-        counts[i, j] = len(found)
+    if not (len(frame) and instances and solvers):
+        return CostCube(instances, solvers, runs, counts)
+    at = {inst: i for i, inst in enumerate(instances)}
+    i = np.array([at.get(key, -1) for key in zip(problem, version, strict=True)], dtype=int)
+    j = pd.Index(solvers).get_indexer(frame["solver"])
+    keep = np.flatnonzero((i >= 0) & (j >= 0))
+    if not keep.size:
+        return CostCube(instances, solvers, runs, counts)
+    # each (instance, solver) bucket holds its runs in frame order
+    cell = i[keep] * len(solvers) + j[keep]
+    order = np.argsort(cell, kind="stable")
+    cell, rows = cell[order], keep[order]
+    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    sizes = np.diff(np.r_[starts, len(cell)])
+    slot = np.arange(len(cell)) - np.repeat(starts, sizes)
+    runs = np.full((len(instances), len(solvers), int(sizes.max())), np.nan)
+    runs[cell // len(solvers), cell % len(solvers), slot] = np.asarray(values, dtype=float)[rows]
+    counts.flat[cell[starts]] = sizes
     return CostCube(instances, solvers, runs, counts)
 
 
@@ -439,13 +445,15 @@ def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
     if n_inst == 0 or n_solv == 0:
         return scores, ranks
     slot = np.arange(width)
+    flat, cell = cube.runs.reshape(-1), np.arange(n_solv) * width
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         pick = rng.integers(0, n_inst, size=(b, n_inst))
         counts = cube.counts[pick]
-        draw = np.floor(rng.random((b, n_inst, n_solv, width)) * counts[..., None]).astype(int)
-        sample = np.take_along_axis(cube.runs[pick], draw, axis=-1)
-        sample = np.where(slot < counts[..., None], sample, np.nan)
+        # slot k of cell (pick, s) draws run floor(u * count) of it (truncation: u >= 0)
+        draw = (rng.random((b, n_inst, n_solv, width)) * counts[..., None]).astype(np.intp)
+        draw += (pick[..., None] * (n_solv * width) + cell)[..., None]
+        sample = np.where(slot < counts[..., None], flat[draw], np.nan)
         with np.errstate(invalid="ignore"):
             per_instance, score = _ladder_scores(sample, counts)
             scores[start:start + b] = score

@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from bilevel_bench.cli import main
 from bilevel_bench.leaderboard.build import build_site
 from bilevel_bench.leaderboard.cache import RecordCache
 from bilevel_bench.leaderboard.collect import cache_key, collect, official_instances
-from bilevel_bench.leaderboard.curves import on_grid
+from bilevel_bench.leaderboard.curves import on_grid, quantile_bands
 from bilevel_bench.leaderboard.synthetic import synthetic_record, write_synthetic
 from bilevel_bench.results import write_record
 
@@ -122,3 +123,30 @@ def test_step_functions_on_a_grid_match_a_direct_evaluation():
             before = [v for t, v in zip(x, y, strict=True) if t <= g]
             assert (value == before[-1]) if before else np.isnan(value)
     assert np.isnan(got[-1][0]) and list(got[-1][1:]) == [10.0, 10.0, 21.0, 21.0, 30.0, 30.0]
+
+
+def test_quantile_bands_match_numpy_per_group():
+    rng = np.random.default_rng(1)
+
+    def trace(n):
+        return np.sort(rng.uniform(0.01, 5, n)), rng.lognormal(-20, 5, n)
+
+    groups = [[trace(n) for n in (3, 8, 12, 1)], [], [trace(20)], [trace(4), trace(6)]]
+    grids = [np.geomspace(0.01, 5, 40), np.array([1.0]), np.geomspace(0.1, 2, 7),
+             np.geomspace(0.02, 4, 40)]
+    for floor in (None, 1e-12):
+        got = quantile_bands(groups, grids, floor=floor)
+        for (lo, med, hi), group, grid in zip(got, groups, grids, strict=True):
+            assert lo.shape == med.shape == hi.shape == grid.shape
+            if not group:
+                assert np.isnan(med).all()
+                continue
+            values = np.array([[([v for t, v in zip(x, y, strict=True) if t <= g] or
+                                 [np.nan])[-1] for g in grid] for x, y in group])
+            if floor is not None:
+                values = np.where(np.isfinite(values), np.maximum(values, floor), values)
+            with warnings.catch_warnings():  # all-NaN columns (before every first checkpoint)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                expected = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+            np.testing.assert_allclose(np.stack([lo, med, hi]), expected, rtol=1e-12)
+        assert (got[0][1][np.isfinite(got[0][1])] >= (floor or 0)).all()

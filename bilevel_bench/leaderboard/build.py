@@ -43,8 +43,9 @@ from markupsafe import Markup
 
 from bilevel_bench import __version__
 from bilevel_bench.asv_import import latest_figures, load_asv_results
+from bilevel_bench.leaderboard.cache import gc_paused
 from bilevel_bench.leaderboard.collect import Collection, collect, version_key
-from bilevel_bench.leaderboard.curves import common_grid, quantile_band
+from bilevel_bench.leaderboard.curves import common_grid, quantile_bands
 from bilevel_bench.leaderboard.plots import Series, line_plot
 from bilevel_bench.leaderboard.tables import (
     Column,
@@ -95,6 +96,17 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     if cache is not None and Path(cache).resolve().is_relative_to(Path(output).resolve()):
         raise ValueError(f"the cache folder {str(cache)!r} lies inside the site folder "
                          f"{str(output)!r}, which is published: choose one outside it")
+    with gc_paused():  # a build makes millions of small objects and (almost) no cycles
+        return _build(inputs, Path(output), suites=suites, n_boot=n_boot, seed=seed,
+                      title=title, tau_max=tau_max, asv_results=asv_results,
+                      official=official, highlight=highlight, cache=cache)
+
+
+def _build(inputs: Sequence[str | Path], output: Path, *,
+           suites: Mapping[str, Sequence[str]] | None, n_boot: int, seed: int, title: str,
+           tau_max: float, asv_results: Sequence[str | Path] | None,
+           official: Mapping[str, Mapping[str, Any]] | bool, highlight: Sequence[str],
+           cache: str | Path | None) -> Path:
     everything = collect(inputs, cache=cache)
     paged = set(everything.frame["solver"]) if len(everything.frame) else set()
     asv = _asv_tables(asv_results or [], paged)
@@ -255,10 +267,11 @@ def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows:
     finals.sort(key=lambda c: (c == "median_final_constraint_violation", c))
     paper = f"final_{paper_metric}" if paper_metric and paper_metric != primary else None
     records = []
-    of_solver = dict(tuple(runs.groupby("solver", sort=False)))
+    wanted = runs[["solver", "final_primary", "outcome", *([paper] if paper in runs else [])]]
+    of_solver = dict(tuple(wanted.groupby("solver", sort=False)))
     for r in rows.drop(columns=["problem", "problem_version", "ruleset",
                                 "hardware_class"]).to_dict("records"):
-        mine = of_solver.get(r["solver"], runs.iloc[:0])
+        mine = of_solver.get(r["solver"], wanted.iloc[:0])
         r = {**r, "solver_href": solver_href(r["solver"])}
         r["median_final_primary"] = _gap(final_text(mine["final_primary"]), primary)
         r["outcomes"] = ", ".join(f"{n} {k}" for k, n in mine["outcome"].value_counts().items())
@@ -308,25 +321,30 @@ def _curves(data: Collection, runs: dict[str, list[tuple[int, str]]], info: dict
     ylog = bool(finite.size and finite.min() > 0 and finite.max() > 50 * finite.min())
     lines = [(r, f"rung {k + 1}") for k, r in enumerate(ladder[:-1])]
     for clock, label in (("time", "solver time (s)"), ("oracles", "oracle cost")):
-        series = []
         order = sorted(runs, key=lambda s: -np.mean([o == "converged" for _, o in runs[s]]))
+        kept, marked = [], []
         for solver in order:
             ok, marks = [], []
             for i, out in runs[solver]:
                 trace = data.traces[i]
                 x, y = getattr(trace, clock), trace.value
-                if gap:
-                    y = np.where(np.isfinite(y), np.maximum(y, floor), y)
                 if out == "diverged":
                     good = np.isfinite(y) & np.isfinite(x)
                     if good.any():
                         k = int(np.nonzero(good)[0][-1])
-                        marks.append((float(x[k]), float(y[k])))
+                        marks.append((float(x[k]), max(float(y[k]), floor) if gap
+                                      else float(y[k])))
                     continue
                 ok.append((x, y))
-            grid = common_grid(ok or [(getattr(data.traces[i], clock), data.traces[i].value)
-                                      for i, _ in runs[solver]])
-            lo, med, hi = quantile_band(ok, grid)
+            kept.append(ok)
+            marked.append(marks)
+        grids = [common_grid(ok or [(getattr(data.traces[i], clock), data.traces[i].value)
+                                    for i, _ in runs[solver]])
+                 for solver, ok in zip(order, kept, strict=True)]
+        series = []
+        for solver, ok, marks, grid, (lo, med, hi) in zip(
+                order, kept, marked, grids,
+                quantile_bands(kept, grids, floor=floor if gap else None), strict=True):
             n_div = len(runs[solver]) - len(ok)
             series.append(Series(solver, grid, med, lo, hi, markers=marks,
                                  note=f"({len(runs[solver])} runs, {n_div} diverged)"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bilevel_bench.leaderboard.cache import RecordCache, fingerprint
+from bilevel_bench.leaderboard.cache import RecordCache, fingerprint, gc_paused
 from bilevel_bench.metrics import HIT_FIELDS, hit_costs
 from bilevel_bench.problem import DEFAULT_LL_GAP_GATE, LLGate, default_ladder
 from bilevel_bench.results import (
@@ -307,6 +307,12 @@ def collect(inputs: Sequence[str | Path],
     metadata (default :func:`official_instances`; ``{}`` trusts nothing as official).
     ``cache``: a folder that keeps each file's :class:`Summary` by the sha256 of its bytes
     for the next build (:mod:`~bilevel_bench.leaderboard.cache`); None reads everything."""
+    with gc_paused():  # millions of small acyclic objects: JSON, unpickled summaries, rows
+        return _collect(inputs, official, cache)
+
+
+def _collect(inputs: Sequence[str | Path], official: dict[str, dict[str, Any]] | None,
+             cache: str | Path | None) -> Collection:
     official = official_instances() if official is None else official
     store = RecordCache(cache, cache_key(official)) if cache is not None else None
     rows: list[dict[str, Any]] = []
@@ -356,4 +362,6 @@ def collect(inputs: Sequence[str | Path],
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["converged"] = frame["converged"].astype(bool)
+        text = frame.select_dtypes(include="string").columns
+        frame[text] = frame[text].astype(object)
     return Collection(frame, traces, problems, solvers, skipped)

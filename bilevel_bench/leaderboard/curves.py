@@ -31,9 +31,11 @@ def common_grid(traces: Sequence[Trace], points: int = 40) -> np.ndarray:
 
 
 def on_grid(traces: Sequence[Trace], grid: np.ndarray) -> np.ndarray:
-    """The step functions of the traces read at ``grid``, one row per trace: the value at the
-    last checkpoint at or before each grid point, NaN before a trace's first checkpoint."""
-    out = np.full((len(traces), len(grid)), np.nan)
+    """The step functions of the traces read at ``grid`` (one grid, or one row per trace; NaN
+    entries are no grid point), one row per trace: the value at the last checkpoint at or
+    before each grid point, NaN before a trace's first checkpoint."""
+    grid = np.asarray(grid, dtype=float)
+    out = np.full((len(traces), grid.shape[-1]), np.nan)
     kept = [i for i, (x, _) in enumerate(traces) if len(x)]
     if not kept:
         return out
@@ -41,19 +43,34 @@ def on_grid(traces: Sequence[Trace], grid: np.ndarray) -> np.ndarray:
     starts = np.cumsum(lengths) - lengths
     xs = np.concatenate([np.asarray(traces[i][0], dtype=float) for i in kept])
     ys = np.concatenate([np.asarray(traces[i][1], dtype=float) for i in kept])
+    points = grid[None, :] if grid.ndim == 1 else np.repeat(grid[kept], lengths, axis=0)
     # per trace, how many checkpoints lie at or before each grid point (x is ascending)
-    seen = np.add.reduceat((xs[:, None] <= grid[None, :]).astype(np.int64), starts, axis=0)
+    seen = np.add.reduceat((xs[:, None] <= points).astype(np.int64), starts, axis=0)
     last = starts[:, None] + seen - 1
     out[kept] = np.where(seen > 0, ys[np.clip(last, 0, None)], np.nan)
     return out
 
 
-def quantile_band(traces: Sequence[Trace], grid: np.ndarray,
-                  band: tuple[float, float] = (0.25, 0.75)
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(lower, median, upper)`` over the traces at each grid point."""
-    if not traces:
-        empty = np.full(grid.shape, np.nan)
-        return empty, empty, empty
-    lo, med, hi = nan_quantile(on_grid(traces, grid), (band[0], 0.5, band[1]), axis=0)
-    return lo, med, hi
+def quantile_bands(groups: Sequence[Sequence[Trace]], grids: Sequence[np.ndarray],
+                   band: tuple[float, float] = (0.25, 0.75), floor: float | None = None
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per group of traces, ``(lower, median, upper)`` over its traces at each point of its
+    grid (NaN where no trace has a value); ``floor``: finite values below it count as it (a
+    gap on a log axis). All groups in one pass: the grids padded to one length, the groups to
+    one size."""
+    width = max((len(g) for g in grids), default=0)
+    padded = np.full((len(grids), width), np.nan)
+    for k, grid in enumerate(grids):
+        padded[k, :len(grid)] = grid
+    traces = [t for group in groups for t in group]
+    owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    values = on_grid(traces, padded[owner])
+    if floor is not None:
+        values = np.where(np.isfinite(values), np.maximum(values, floor), values)
+    size = max((len(g) for g in groups), default=0)
+    cube = np.full((len(groups), max(size, 1), width), np.nan)
+    slot = np.arange(len(traces)) - np.repeat(np.cumsum([0, *map(len, groups)])[:-1],
+                                               [len(g) for g in groups])
+    cube[owner, slot] = values
+    lo, med, hi = nan_quantile(cube, (band[0], 0.5, band[1]), axis=1)
+    return [(lo[k, :len(g)], med[k, :len(g)], hi[k, :len(g)]) for k, g in enumerate(grids)]
