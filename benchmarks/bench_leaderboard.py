@@ -5,7 +5,17 @@
 Writes 25 problems x 20 solvers x SEEDS seeds x 2 tuning rulesets = 1,000 x SEEDS synthetic
 records (10,000 by default; ``--seeds 50``: the 50,000 of issue 17's goal)
 (seeds spread over two hardware classes; see ``bilevel_bench.leaderboard.synthetic``), then
-times ``build_site`` on them (1,000 bootstrap replicates per ranking) and prints the figure.
+times ``build_site`` on them (1,000 bootstrap replicates per ranking), side by side in one
+process:
+
+* reading alone (``collect``, no cache);
+* a build without a cache (every file parsed and checked);
+* a build that fills an empty cache (``--cache DIR``: what the first build pays);
+* a rebuild from the cache (nothing changed: the usual rebuild);
+* a rebuild after 500 more records arrived (1% of 50,000: they are parsed, the rest comes
+  from the cache).
+
+Each figure is the median of ``--repeats`` builds, with its ratio to the build without a cache.
 The records are synthetic: this measures the site builder, never a solver.
 """
 
@@ -14,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,34 +33,62 @@ from bilevel_bench.leaderboard.build import build_site
 from bilevel_bench.leaderboard.collect import collect
 from bilevel_bench.leaderboard.synthetic import write_synthetic
 
+SHAPE = dict(problems=25, solvers=20, rulesets=("default", "tuned"),
+             hardware=("cpu:synthetic-A|threads=1", "cpu:synthetic-B|threads=1"))
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``fn()`` over ``repeats`` calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records-dir", help="reuse/keep records here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--seeds", type=int, default=10, help="records = 1,000 x seeds")
+    parser.add_argument("--repeats", type=int, default=1, help="builds per figure (median)")
     args = parser.parse_args()
     root = Path(args.records_dir or tempfile.mkdtemp(prefix="bench-leaderboard-"))
-    records, site = root / "records", root / "site"
+    records, site, cache = root / "records", root / "site", root / "cache"
     if not records.exists() or not any(records.glob("*.json")):
         t0 = time.perf_counter()
-        n = write_synthetic(records, problems=25, solvers=20, seeds=args.seeds,
-                            rulesets=("default", "tuned"),
-                            hardware=("cpu:synthetic-A|threads=1", "cpu:synthetic-B|threads=1"))
+        n = write_synthetic(records, seeds=args.seeds, **SHAPE)
         print(f"wrote {n} synthetic records in {time.perf_counter() - t0:.1f} s")
-    shutil.rmtree(site, ignore_errors=True)
-    t0, c0 = time.perf_counter(), time.process_time()
+    new = records / "new"
+    shutil.rmtree(new, ignore_errors=True)
+
+    def fresh_cache() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+        build_site([records], site, cache=cache)
+
+    figures = {}
     loaded = collect([records])
-    t_read, c_read = time.perf_counter() - t0, time.process_time() - c0
-    t0, c0 = time.perf_counter(), time.process_time()
-    index = build_site([records], site)
-    t_build, c_build = time.perf_counter() - t0, time.process_time() - c0
+    figures["reading alone (collect, no cache)"] = timed(lambda: collect([records]),
+                                                         args.repeats)
+    figures["build, no cache"] = timed(lambda: build_site([records], site), args.repeats)
+    figures["build filling an empty cache"] = timed(fresh_cache, args.repeats)
+    figures["rebuild from the cache"] = timed(lambda: build_site([records], site, cache=cache),
+                                              args.repeats)
+    # one more seed of every (problem, solver) under one ruleset: 500 records, 1% of 50,000
+    added = write_synthetic(new, seeds=1, first_seed=args.seeds,
+                            **{**SHAPE, "rulesets": ("default",)})
+    figures[f"rebuild after {added} new records"] = timed(
+        lambda: build_site([records], site, cache=cache), 1)
+    shutil.rmtree(new, ignore_errors=True)
     pages = len(list(site.glob("*.html")))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"records: {len(loaded.frame)}  (reading alone: {t_read:.2f} s wall, "
-          f"{c_read:.2f} s CPU)")
-    print(f"build_site: {t_build:.2f} s wall, {c_build:.2f} s CPU -> {pages} pages, "
-          f"index {index}  (load average {load:.1f} on {os.cpu_count()} cores)")
+    base = figures["build, no cache"][0]
+    print(f"records: {len(loaded.frame)}; pages: {pages}; load average {load:.1f} on "
+          f"{os.cpu_count()} cores; median of {args.repeats}")
+    for name, (wall, cpu) in figures.items():
+        print(f"  {name:42s} {wall:7.2f} s wall {cpu:7.2f} s CPU   ratio {wall / base:5.2f}")
     if not (args.keep or args.records_dir):
         shutil.rmtree(root)
 

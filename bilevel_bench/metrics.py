@@ -410,12 +410,12 @@ def ladder_cube(frame: pd.DataFrame, clock: str,
                  solvers)
 
 
-def _ladder_scores(runs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(instance means (..., P, S): mean over a solver's runs, NaN where it has none;
-    solver scores (..., S): mean over the instances it ran)."""
+def _ladder_scores(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From the sums (..., P, S) of each cell's run areas and its run counts: (instance means
+    (..., P, S): mean over a solver's runs, NaN where it has none; solver scores (..., S): mean
+    over the instances it ran)."""
     with np.errstate(invalid="ignore"):
-        per_instance = np.where(counts > 0, np.nansum(runs, axis=-1) / np.maximum(counts, 1),
-                                np.nan)
+        per_instance = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         ran = (counts > 0).sum(axis=-2)
         score = np.where(ran > 0, np.nansum(per_instance, axis=-2) / np.maximum(ran, 1), np.nan)
     return per_instance, score
@@ -451,11 +451,13 @@ def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
         pick = rng.integers(0, n_inst, size=(b, n_inst))
         counts = cube.counts[pick]
         # slot k of cell (pick, s) draws run floor(u * count) of it (truncation: u >= 0)
-        draw = (rng.random((b, n_inst, n_solv, width)) * counts[..., None]).astype(np.intp)
+        u = rng.random((b, n_inst, n_solv, width))
+        draw = np.multiply(u, counts[..., None], out=u).astype(np.intp)
         draw += (pick[..., None] * (n_solv * width) + cell)[..., None]
-        sample = np.where(slot < counts[..., None], flat[draw], np.nan)
+        # slots past a cell's count add 0 (what nansum makes of NaN padding: same sums)
+        sample = np.where(slot < counts[..., None], flat[draw], 0.0)
         with np.errstate(invalid="ignore"):
-            per_instance, score = _ladder_scores(sample, counts)
+            per_instance, score = _ladder_scores(sample.sum(axis=-1), counts)
             scores[start:start + b] = score
             ranks[start:start + b] = _ladder_mean_ranks(per_instance)
     return scores, ranks
@@ -473,7 +475,7 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
     reach), ``rungs_reached`` (fraction of (run, rung) pairs reached) and ``instances`` (that
     the solver ran). Also returns the :class:`CostCube` of per-run areas."""
     cube = ladder_cube(frame, clock, instances, solvers)
-    per_instance, score = _ladder_scores(cube.runs, cube.counts)
+    per_instance, score = _ladder_scores(np.nansum(cube.runs, axis=-1), cube.counts)
     rank = _ladder_mean_ranks(per_instance)
     boot_s, boot_r = ladder_bootstrap(cube, n_boot=n_boot, seed=seed)
     alpha = (1.0 - confidence) / 2.0

@@ -224,16 +224,25 @@ def read_record_bytes(path: str | Path, root: str | Path | None = None
             if not target.is_relative_to(base):
                 return None, "symbolic link to a file outside the results folder (not followed)"
         # non-blocking: opening a FIFO must not wait for a writer (it is refused below)
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            info = os.fstat(handle.fileno())
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 return None, "not a regular file"
             if info.st_size > MAX_RECORD_BYTES:
                 return None, (f"file of {info.st_size} bytes, over the {MAX_RECORD_BYTES} "
                               "bytes of a record")
-            blob = handle.read(info.st_size + 1)  # not MAX + 1: a buffer that size per file
-            if len(blob) > info.st_size:  # grew since it was opened
-                blob += handle.read(MAX_RECORD_BYTES + 1 - len(blob))
+            chunks, size = [], 0  # to the end (it may have grown since fstat), at most MAX + 1
+            while size <= MAX_RECORD_BYTES:
+                chunk = os.read(fd, max(info.st_size + 1 - size, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            blob = b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return None, f"unreadable JSON: {exc}"
     if len(blob) > MAX_RECORD_BYTES:

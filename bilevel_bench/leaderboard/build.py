@@ -29,6 +29,7 @@ problem pages, never ranked); see :mod:`bilevel_bench.metrics` for the scoring.
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -274,7 +275,7 @@ def _solver_table(problem: str, version: str, ruleset: str, hardware: str, rows:
         mine = of_solver.get(r["solver"], wanted.iloc[:0])
         r = {**r, "solver_href": solver_href(r["solver"])}
         r["median_final_primary"] = _gap(final_text(mine["final_primary"]), primary)
-        r["outcomes"] = ", ".join(f"{n} {k}" for k, n in mine["outcome"].value_counts().items())
+        r["outcomes"] = ", ".join(f"{n} {k}" for k, n in Counter(mine["outcome"]).most_common())
         if paper:
             r["paper"] = final_text(mine[paper]) if paper in mine else None
         for c in finals:

@@ -276,8 +276,9 @@ def summarise(blob: bytes, official: dict[str, dict[str, Any]]) -> Summary:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Summary(run_id, f"malformed record: {type(exc).__name__}: {exc}")
     row["official"] = bool(info.get("official"))
-    for clock in HIT_FIELDS:  # what every ranking reads, computed once per record
-        row[f"rung_costs_{clock}"] = hit_costs(row["ladder_hits"], clock)
+    hits = row.pop("ladder_hits")  # every ranking reads the costs, computed once per record
+    for clock in HIT_FIELDS:
+        row[f"rung_costs_{clock}"] = hit_costs(hits, clock)
     return Summary(run_id, "", row, trace, (problem["name"], problem["version"]), info,
                    (solver["name"], solver["version"]), solver)
 

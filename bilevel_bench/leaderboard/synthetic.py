@@ -92,9 +92,11 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
 
 def write_synthetic(directory: str | Path, problems: int, solvers: int, seeds: int,
                     rulesets: tuple[str, ...] = ("default",),
-                    hardware: tuple[str, ...] = ("cpu:synthetic|threads=1",)) -> int:
-    """Write problems x solvers x seeds x rulesets records (seeds spread over ``hardware``);
-    returns the number written. Solver k is ``2**(k/4)`` times slower than solver 0."""
+                    hardware: tuple[str, ...] = ("cpu:synthetic|threads=1",),
+                    first_seed: int = 0) -> int:
+    """Write problems x solvers x seeds x rulesets records (seeds ``first_seed`` on, spread
+    over ``hardware``); returns the number written. Solver k is ``2**(k/4)`` times slower than
+    solver 0."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     count = 0
@@ -102,7 +104,7 @@ def write_synthetic(directory: str | Path, problems: int, solvers: int, seeds: i
         difficulty = math.exp(rng.normal(0.0, 0.5))
         for s in range(solvers):
             for ruleset in rulesets:
-                for seed in range(seeds):
+                for seed in range(first_seed, first_seed + seeds):
                     record = synthetic_record(
                         f"problem-{p:02d}", f"solver-{s:02d}", seed,
                         speed=2.0 / difficulty / 2 ** (s / 4), ruleset=ruleset,

@@ -540,9 +540,8 @@ def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
         costs = to_target.groupby(group["solver"]).median().astype(float).to_dict()
         finite = [c for c in costs.values() if math.isfinite(c)]
         converged = group["converged"].astype(bool).groupby(group["solver"]).sum()
-        outcome = group["outcome"].groupby(group["solver"])
-        failed = outcome.agg(lambda o: int((o == "failed").sum()))
-        diverged = outcome.agg(lambda o: int((o == "diverged").sum()))
+        failed = (group["outcome"] == "failed").groupby(group["solver"]).sum()
+        diverged = (group["outcome"] == "diverged").groupby(group["solver"]).sum()
         sizes = group.groupby("solver").size()
         for solver in sorted(areas):
             rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
