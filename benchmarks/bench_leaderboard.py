@@ -5,8 +5,8 @@
 Writes 25 problems x 20 solvers x SEEDS seeds x 2 tuning rulesets = 1,000 x SEEDS synthetic
 records (10,000 by default; ``--seeds 50``: the 50,000 of issue 17's goal)
 (seeds spread over two hardware classes; see ``bilevel_bench.leaderboard.synthetic``), then
-times ``build_site`` on them (1,000 bootstrap replicates per ranking), side by side in one
-process:
+times ``build_site`` on them (1,000 bootstrap replicates per ranking), each build in a fresh
+interpreter as the CLI runs it (imports not counted), side by side in one run:
 
 * reading alone (``collect``, no cache);
 * a build without a cache (every file parsed and checked);
@@ -25,26 +25,49 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bilevel_bench.leaderboard.build import build_site
-from bilevel_bench.leaderboard.collect import collect
 from bilevel_bench.leaderboard.synthetic import write_synthetic
 
 SHAPE = dict(problems=25, solvers=20, rulesets=("default", "tuned"),
              hardware=("cpu:synthetic-A|threads=1", "cpu:synthetic-B|threads=1"))
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of ``fn()`` over ``repeats`` calls."""
+THREADS = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+#: one build (or read) in a fresh interpreter, as the CLI runs it; prints wall and CPU seconds
+CHILD = """
+import sys, time
+from bilevel_bench.leaderboard.build import build_site
+from bilevel_bench.leaderboard.collect import collect
+what, records, site, cache = sys.argv[1:5]
+cache = None if cache == "-" else cache
+t0, c0 = time.perf_counter(), time.process_time()
+if what == "collect":
+    collect([records], cache=cache)
+else:
+    build_site([records], site, cache=cache)
+print(time.perf_counter() - t0, time.process_time() - c0)
+"""
+
+
+def timed(what: str, records: Path, site: Path, cache: Path | None, repeats: int,
+          before=None) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``repeats`` fresh processes (imports not counted);
+    ``before()`` runs before each."""
     walls, cpus = [], []
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+        if before is not None:
+            before()
+        out = subprocess.run([sys.executable, "-c", CHILD, what, str(records), str(site),
+                              str(cache) if cache else "-"], check=True, capture_output=True,
+                             text=True, env={**os.environ, **THREADS}).stdout.split()
+        walls.append(float(out[-2]))
+        cpus.append(float(out[-1]))
     return statistics.median(walls), statistics.median(cpus)
 
 
@@ -64,28 +87,24 @@ def main() -> None:
     new = records / "new"
     shutil.rmtree(new, ignore_errors=True)
 
-    def fresh_cache() -> None:
-        shutil.rmtree(cache, ignore_errors=True)
-        build_site([records], site, cache=cache)
-
     figures = {}
-    loaded = collect([records])
-    figures["reading alone (collect, no cache)"] = timed(lambda: collect([records]),
+    figures["reading alone (collect, no cache)"] = timed("collect", records, site, None,
                                                          args.repeats)
-    figures["build, no cache"] = timed(lambda: build_site([records], site), args.repeats)
-    figures["build filling an empty cache"] = timed(fresh_cache, args.repeats)
-    figures["rebuild from the cache"] = timed(lambda: build_site([records], site, cache=cache),
-                                              args.repeats)
+    figures["build, no cache"] = timed("build", records, site, None, args.repeats)
+    figures["build filling an empty cache"] = timed(
+        "build", records, site, cache, args.repeats,
+        before=lambda: shutil.rmtree(cache, ignore_errors=True))
+    figures["rebuild from the cache"] = timed("build", records, site, cache, args.repeats)
     # one more seed of every (problem, solver) under one ruleset: 500 records, 1% of 50,000
     added = write_synthetic(new, seeds=1, first_seed=args.seeds,
                             **{**SHAPE, "rulesets": ("default",)})
-    figures[f"rebuild after {added} new records"] = timed(
-        lambda: build_site([records], site, cache=cache), 1)
+    figures[f"rebuild after {added} new records"] = timed("build", records, site, cache, 1)
     shutil.rmtree(new, ignore_errors=True)
     pages = len(list(site.glob("*.html")))
+    n_records = sum(1 for _ in records.rglob("*.json"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     base = figures["build, no cache"][0]
-    print(f"records: {len(loaded.frame)}; pages: {pages}; load average {load:.1f} on "
+    print(f"records: {n_records}; pages: {pages}; load average {load:.1f} on "
           f"{os.cpu_count()} cores; median of {args.repeats}")
     for name, (wall, cpu) in figures.items():
         print(f"  {name:42s} {wall:7.2f} s wall {cpu:7.2f} s CPU   ratio {wall / base:5.2f}")

@@ -454,8 +454,9 @@ def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
         u = rng.random((b, n_inst, n_solv, width))
         draw = np.multiply(u, counts[..., None], out=u).astype(np.intp)
         draw += (pick[..., None] * (n_solv * width) + cell)[..., None]
-        # slots past a cell's count add 0 (what nansum makes of NaN padding: same sums)
-        sample = np.where(slot < counts[..., None], flat[draw], 0.0)
+        sample = flat[draw]
+        if (counts < width).any():  # slots past a cell's count add 0 (as nansum of padding)
+            sample[slot >= counts[..., None]] = 0.0
         with np.errstate(invalid="ignore"):
             per_instance, score = _ladder_scores(sample.sum(axis=-1), counts)
             scores[start:start + b] = score

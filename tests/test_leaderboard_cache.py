@@ -64,7 +64,7 @@ def test_an_edited_record_is_read_again(records, tmp_path):
 def test_a_cache_others_could_write_or_a_corrupt_one_is_ignored(records, tmp_path):
     cache = tmp_path / "cache"
     collect([records], cache=cache)
-    stored = cache / "records.pickle"
+    [stored] = cache.glob("records-*.pickle")
     assert stored.stat().st_mode & 0o777 == 0o600
     key = pickle.loads(stored.read_bytes())["key"]
     # a forged entry, in a file that others may write: never loaded
@@ -77,9 +77,31 @@ def test_a_cache_others_could_write_or_a_corrupt_one_is_ignored(records, tmp_pat
     assert RecordCache(cache, "another fingerprint").loaded == {}
     stored.write_bytes(b"\x80\x05 truncated")
     assert RecordCache(cache, key).loaded == {}
-    again = collect([records], cache=cache)  # and rewritten
+    again = collect([records], cache=cache)  # and replaced
     assert len(again.frame) == len(list(records.rglob("*.json")))
     assert len(RecordCache(cache, key).loaded) == len(again.frame)
+    assert not stored.exists() and len(list(cache.glob("records-*.pickle"))) == 1
+
+
+def test_new_records_add_a_segment_and_removed_ones_compact_it(records, tmp_path):
+    cache = tmp_path / "cache"
+    key = cache_key(official_instances())
+    collect([records], cache=cache)
+    total = len(list(records.rglob("*.json")))
+    write_synthetic(records / "new", problems=1, solvers=1, seeds=2, first_seed=10)
+    collect([records], cache=cache)
+    sizes = sorted(len(pickle.loads(p.read_bytes())["entries"])
+                   for p in cache.glob("records-*.pickle"))
+    assert sizes == [2, total]  # only the new entries were written
+    collect([records], cache=cache)  # nothing new: nothing written
+    assert len(list(cache.glob("records-*.pickle"))) == 2
+    files = sorted(records.glob("*.json"))
+    for path in files[:len(files) // 2]:  # half the entries go unused: compacted
+        path.unlink()
+    collect([records], cache=cache)
+    [segment] = cache.glob("records-*.pickle")
+    assert len(pickle.loads(segment.read_bytes())["entries"]) == total + 2 - len(files) // 2
+    assert len(RecordCache(cache, key).loaded) == total + 2 - len(files) // 2
 
 
 def test_skipped_and_duplicate_files_are_reported_from_the_cache_too(records, tmp_path):
@@ -108,7 +130,7 @@ def test_the_cache_may_not_lie_inside_the_site(records, tmp_path, capsys):
     assert code == 2 and "inside the site folder" in err and len(err.splitlines()) == 1
     assert main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
                  "--cache", str(tmp_path / "cache")]) == 0
-    assert (tmp_path / "cache" / "records.pickle").is_file()
+    assert len(list((tmp_path / "cache").glob("records-*.pickle"))) == 1
 
 
 def test_step_functions_on_a_grid_match_a_direct_evaluation():

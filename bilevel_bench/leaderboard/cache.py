@@ -9,12 +9,13 @@ about 1.6 ms per MB, a tenth of parsing it.
 
 An entry also depends on the official metadata it was checked against and on the code that
 made it; both go into the cache's :func:`fingerprint`, and a cache file made under another
-fingerprint is never read (nor kept: one file per folder).
+fingerprint is never read (and is removed by the next build that writes).
 
-The cache is a pickle file in a folder of the builder's choice (``bilevel-bench leaderboard
---cache DIR``). A pickle runs code when it is loaded, so it is written atomically with mode
-0600 and loaded only when the current user owns it and nobody else may write to it or its
-folder. An unreadable, foreign or corrupt cache is ignored and rewritten, never an error.
+The cache is a folder of the builder's choice (``bilevel-bench leaderboard --cache DIR``)
+holding pickle segments (:class:`RecordCache`). A pickle runs code when it is loaded, so each
+segment is written atomically with mode 0600 and loaded only when the current user owns it and
+nobody else may write to it or its folder. An unreadable, foreign or corrupt segment is
+ignored and removed, never an error.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import os
 import pickle
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,51 +80,88 @@ def _trusted(path: Path) -> bool:
 class RecordCache:
     """sha256 of a record file -> its summary, loaded from and saved to ``folder``.
 
-    ``get`` marks an entry as used; ``save`` writes the used and new entries only (entries of
-    files no longer read are dropped), and only when something changed."""
+    The folder holds segments (``records-*.pickle``): a build that read new files adds one
+    segment with their entries only, so adding 500 records to 50,000 writes 500 entries, not
+    50,000. When the segments hold too many entries no build used (files removed or edited)
+    or too many segments pile up, ``save`` compacts them into one segment of the entries this
+    build used. ``get`` marks an entry as used."""
+
+    #: compact when more than this share of the loaded entries went unused ...
+    STALE = 0.25
+    #: ... or when there are more segments than this
+    SEGMENTS = 8
 
     def __init__(self, folder: str | Path, key: str) -> None:
         self.folder, self.key = Path(folder), key
-        self.path = self.folder / "records.pickle"
         self.loaded: dict[str, Any] = {}
         self.used: dict[str, Any] = {}
-        self.hits = self.misses = 0
+        self.new: dict[str, Any] = {}
+        self.segments: list[Path] = []  # those of this key, oldest first
+        self.foreign: list[Path] = []  # those of another key or unreadable
+        for path in sorted(self.folder.glob("records-*.pickle")):
+            entries = self._read(path)
+            if entries is None:
+                self.foreign.append(path)
+            else:
+                self.segments.append(path)
+                self.loaded.update(entries)
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
         try:
-            if self.path.is_file() and _trusted(self.path):
-                with open(self.path, "rb") as handle, gc_paused():
-                    stored = pickle.load(handle)
-                if isinstance(stored, dict) and stored.get("key") == key \
-                        and isinstance(stored.get("entries"), dict):
-                    self.loaded = stored["entries"]
-        except Exception:  # noqa: BLE001 - a broken cache is ignored and rewritten
-            self.loaded = {}
+            if not _trusted(path):
+                return None
+            with open(path, "rb") as handle, gc_paused():
+                stored = pickle.load(handle)
+        except Exception:  # noqa: BLE001 - a broken segment is ignored (and replaced)
+            return None
+        if isinstance(stored, dict) and stored.get("key") == self.key \
+                and isinstance(stored.get("entries"), dict):
+            return stored["entries"]
+        return None
+
+    @property
+    def hits(self) -> int:
+        return len(self.used) - len(self.new)
 
     def get(self, digest: str) -> Any | None:
         entry = self.loaded.get(digest)
         if entry is not None:
             self.used[digest] = entry
-            self.hits += 1
         return entry
 
     def put(self, digest: str, entry: Any) -> None:
         self.used[digest] = entry
-        self.misses += 1
+        self.new[digest] = entry
 
     def save(self) -> None:
-        """Write the entries of this build (atomically, mode 0600) when they changed; a folder
-        that cannot be written leaves the build uncached, never failed."""
-        if not self.misses and len(self.used) == len(self.loaded):
-            return
+        """Add a segment of the new entries, or compact (module docstring); written
+        atomically with mode 0600. A folder that cannot be written leaves the build uncached,
+        never failed."""
+        stale = len(self.loaded.keys() - self.used.keys())
+        compact = stale > self.STALE * max(len(self.loaded), 1) \
+            or len(self.segments) + bool(self.new) > self.SEGMENTS
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-records-")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    pickle.dump({"key": self.key, "entries": self.used}, out,
-                                protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(tmp, self.path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            if compact:
+                self._write(self.used)
+                for path in self.segments + self.foreign:
+                    path.unlink(missing_ok=True)
+            elif self.new:
+                self._write(self.new)
+                for path in self.foreign:
+                    path.unlink(missing_ok=True)
         except OSError:
             return
+
+    def _write(self, entries: dict[str, Any]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-records-")
+        path = self.folder / f"records-{time.time_ns():020d}-{os.getpid()}.pickle"
+        try:
+            with os.fdopen(handle, "wb") as out:
+                pickle.dump({"key": self.key, "entries": entries}, out,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path

@@ -113,25 +113,35 @@ def _fmt_pow(e: int) -> str:
 
 def _path(xs: np.ndarray, ys: np.ndarray, step: bool) -> list[str]:
     """SVG path data for the finite stretches of a curve (gaps break the line)."""
-    parts, current = [], []
-    prev_y = None
-    for x, y in zip(xs, ys, strict=True):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            if current:
-                parts.append(current)
-            current, prev_y = [], None
-            continue
-        if step and prev_y is not None:
-            current.append(f"{x:.1f},{prev_y:.1f}")
-        current.append(f"{x:.1f},{y:.1f}")
-        prev_y = y
-    if current:
-        parts.append(current)
-    return ["M" + " L".join(p) for p in parts if p]
+    ok = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    out = []
+    for run in np.split(ok, np.flatnonzero(np.diff(ok) > 1) + 1) if ok.size else []:
+        x, y = xs[run], ys[run]
+        if step:  # (x_k, y_{k-1}) before each (x_k, y_k): a staircase
+            x, y = np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]
+        out.append("M" + _points(x, y))
+    return out
+
+
+def _points(x: np.ndarray, y: np.ndarray) -> str:
+    """``x0,y0 Lx1,y1 L...`` with one decimal: one format operation for the whole line."""
+    pairs = np.column_stack([x, y]).ravel().tolist()
+    return " L".join(["%.1f,%.1f"] * len(x)) % tuple(pairs)
 
 
 def _num(v: float) -> float | None:
     return float(f"{v:.5g}") if math.isfinite(v) else None
+
+
+def _rounded(values: np.ndarray) -> list:
+    """``values`` as nested lists of :func:`_num` (5 significant digits, None for a
+    non-finite value); one format operation when every value is finite."""
+    if not np.isfinite(values).all():
+        return [[_num(v) for v in row] for row in values.tolist()]
+    flat = values.ravel().tolist()
+    numbers = list(map(float, ("%.5g\n" * len(flat) % tuple(flat)).split()))
+    width = values.shape[1]
+    return [numbers[k:k + width] for k in range(0, len(numbers), width)]
 
 
 def line_plot(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str,
@@ -197,7 +207,7 @@ def line_plot(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str,
         px, py = ax(xs[i]), ay(ys[i])
         label = escape(s.label)
         off = "" if i in shown else " off"
-        data = json.dumps([[_num(a), _num(b)] for a, b in zip(xs[i], ys[i], strict=True)])
+        data = json.dumps(_rounded(np.column_stack([xs[i], ys[i]])))
         out.append(f'<g class="s{off}" data-i="{i}" data-key="{escape(s.key or s.label)}" '
                    f'data-label="{label}" data-step="{int(s.step)}" '
                    f'data-xy="{escape(data)}">')
@@ -273,8 +283,6 @@ def _band(px: np.ndarray, lo: np.ndarray, hi: np.ndarray, step: bool) -> list[st
                 up, dn = np.repeat(hi[idx], 2)[:-1], np.repeat(lo[idx], 2)[:-1]
             else:
                 xs, up, dn = px[idx], hi[idx], lo[idx]
-            pts = [f"{x:.1f},{y:.1f}" for x, y in zip(xs, up, strict=True)]
-            pts += [f"{x:.1f},{y:.1f}" for x, y in zip(xs[::-1], dn[::-1], strict=True)]
-            out.append("M" + " L".join(pts) + " Z")
+            out.append("M" + _points(np.r_[xs, xs[::-1]], np.r_[up, dn[::-1]]) + " Z")
         start = None
     return out
