@@ -122,7 +122,7 @@ def test_skipped_and_duplicate_files_are_reported_from_the_cache_too(records, tm
     assert reasons[f"records/copy/{first.name}"].startswith("duplicate of run id")
 
 
-def test_the_cache_may_not_lie_inside_the_site(records, tmp_path, capsys):
+def test_the_cache_is_a_private_folder_outside_the_site(records, tmp_path, capsys):
     site = tmp_path / "site"
     code = main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
                  "--cache", str(site / "cache")])
@@ -131,6 +131,15 @@ def test_the_cache_may_not_lie_inside_the_site(records, tmp_path, capsys):
     assert main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
                  "--cache", str(tmp_path / "cache")]) == 0
     assert len(list((tmp_path / "cache").glob("records-*.pickle"))) == 1
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)  # like /tmp: anyone could plant a cache there
+    for bad, why in ((shared, "not yours alone"), (next(records.glob("*.json")),
+                                                    "not a folder")):
+        code = main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
+                     "--cache", str(bad)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and why in err and len(err.splitlines()) == 1, err
 
 
 def test_step_functions_on_a_grid_match_a_direct_evaluation():

@@ -77,6 +77,21 @@ def _trusted(path: Path) -> bool:
     return True
 
 
+def _check_folder(folder: Path) -> None:
+    """A cache folder must be a private folder (or not exist yet): ValueError otherwise."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"the cache folder {str(folder)!r} is not a folder: name a folder "
+                         "(it is created when missing)")
+    if hasattr(os, "getuid"):
+        info = folder.stat()
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ValueError(f"the cache folder {str(folder)!r} is not yours alone (others "
+                             "may write to it, and a cache is code when it is loaded): "
+                             "name a folder only you can write, e.g. ./.leaderboard-cache")
+
+
 class RecordCache:
     """sha256 of a record file -> its summary, loaded from and saved to ``folder``.
 
@@ -93,6 +108,7 @@ class RecordCache:
 
     def __init__(self, folder: str | Path, key: str) -> None:
         self.folder, self.key = Path(folder), key
+        _check_folder(self.folder)
         self.loaded: dict[str, Any] = {}
         self.used: dict[str, Any] = {}
         self.new: dict[str, Any] = {}

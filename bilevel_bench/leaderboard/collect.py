@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,10 +296,9 @@ def _share(summary: Summary, problems: dict, solvers: dict) -> None:
 def cache_key(official: dict[str, dict[str, Any]]) -> str:
     """The fingerprint of every :class:`Summary`: the official metadata and the code that
     reads, checks and summarises records."""
-    import bilevel_bench.leaderboard.collect as collect_module
     from bilevel_bench import metrics, problem, results
 
-    return fingerprint(official, [collect_module, results, problem, metrics])
+    return fingerprint(official, [sys.modules[__name__], results, problem, metrics])
 
 
 def collect(inputs: Sequence[str | Path],
