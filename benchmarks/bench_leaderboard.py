@@ -9,6 +9,7 @@ times ``build_site`` on them (1,000 bootstrap replicates per ranking), each buil
 interpreter as the CLI runs it (imports not counted), side by side in one run:
 
 * reading alone (``collect``, no cache);
+* with ``--baseline TREE``: a build by another source tree (an older commit), no cache;
 * a build without a cache (every file parsed and checked);
 * a build that fills an empty cache (``--cache DIR``: what the first build pays);
 * a rebuild from the cache (nothing changed: the usual rebuild);
@@ -45,27 +46,30 @@ import sys, time
 from bilevel_bench.leaderboard.build import build_site
 from bilevel_bench.leaderboard.collect import collect
 what, records, site, cache = sys.argv[1:5]
-cache = None if cache == "-" else cache
+options = {} if cache == "-" else {"cache": cache}  # an older tree may not know the option
 t0, c0 = time.perf_counter(), time.process_time()
 if what == "collect":
-    collect([records], cache=cache)
+    collect([records], **options)
 else:
-    build_site([records], site, cache=cache)
+    build_site([records], site, **options)
 print(time.perf_counter() - t0, time.process_time() - c0)
 """
 
 
 def timed(what: str, records: Path, site: Path, cache: Path | None, repeats: int,
-          before=None) -> tuple[float, float]:
+          before=None, tree: str | None = None) -> tuple[float, float]:
     """Median (wall, CPU) seconds of ``repeats`` fresh processes (imports not counted);
-    ``before()`` runs before each."""
+    ``before()`` runs before each; ``tree``: import bilevel_bench from that source tree."""
     walls, cpus = [], []
+    env = {**os.environ, **THREADS}
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join([tree, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for _ in range(repeats):
         if before is not None:
             before()
         out = subprocess.run([sys.executable, "-c", CHILD, what, str(records), str(site),
                               str(cache) if cache else "-"], check=True, capture_output=True,
-                             text=True, env={**os.environ, **THREADS}).stdout.split()
+                             text=True, env=env).stdout.split()
         walls.append(float(out[-2]))
         cpus.append(float(out[-1]))
     return statistics.median(walls), statistics.median(cpus)
@@ -77,6 +81,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--seeds", type=int, default=10, help="records = 1,000 x seeds")
     parser.add_argument("--repeats", type=int, default=1, help="builds per figure (median)")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also time the build of another source tree, e.g. a worktree of "
+                             "an older commit (`git worktree add /tmp/old COMMIT`)")
     args = parser.parse_args()
     root = Path(args.records_dir or tempfile.mkdtemp(prefix="bench-leaderboard-"))
     records, site, cache = root / "records", root / "site", root / "cache"
@@ -90,6 +97,9 @@ def main() -> None:
     figures = {}
     figures["reading alone (collect, no cache)"] = timed("collect", records, site, None,
                                                          args.repeats)
+    if args.baseline:
+        figures[f"build by {args.baseline}"] = timed("build", records, site, None, args.repeats,
+                                                     tree=args.baseline)
     figures["build, no cache"] = timed("build", records, site, None, args.repeats)
     figures["build filling an empty cache"] = timed(
         "build", records, site, cache, args.repeats,
