@@ -69,7 +69,7 @@ def timed(what: str, records: Path, site: Path, cache: Path | None, repeats: int
             before()
         out = subprocess.run([sys.executable, "-c", CHILD, what, str(records), str(site),
                               str(cache) if cache else "-"], check=True, capture_output=True,
-                             text=True, env=env).stdout.split()
+                             text=True, env=env, cwd=tree).stdout.split()  # -c: cwd first
         walls.append(float(out[-2]))
         cpus.append(float(out[-1]))
     return statistics.median(walls), statistics.median(cpus)
