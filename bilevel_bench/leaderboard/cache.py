@@ -135,10 +135,6 @@ class RecordCache:
             return stored["entries"]
         return None
 
-    @property
-    def hits(self) -> int:
-        return len(self.used) - len(self.new)
-
     def get(self, digest: str) -> Any | None:
         entry = self.loaded.get(digest)
         if entry is not None:
