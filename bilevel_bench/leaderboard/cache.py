@@ -1,11 +1,11 @@
 """A cache of summarised run records for repeated leaderboard builds, kept outside the site.
 
 Reading 50,000 records means parsing 550 MB of JSON, checking every record and summarising it
-(row, primary-metric trace, official outcome): about 17 s on one core. A rebuild after a few
+(row, primary-metric trace, official outcome): about 12 s on one core. A rebuild after a few
 new records should not pay that again. The cache maps the sha256 of a record file's bytes to
 what :func:`~bilevel_bench.leaderboard.collect.collect` made of it: an edited file is read
-again (its digest changed), a moved or copied one keeps its entry. Hashing every file costs
-about 1.6 ms per MB, a tenth of parsing it.
+again (its digest changed), a moved or copied one keeps its entry. Reading and hashing every
+file costs about 1 s for those 550 MB, a twelfth of parsing them.
 
 An entry also depends on the official metadata it was checked against and on the code that
 made it; both go into the cache's :func:`fingerprint`, and a cache file made under another
