@@ -396,8 +396,9 @@ def run_areas(costs: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def area_scores(costs: Sequence[float], low: float, high: float) -> float:
-    """:func:`run_areas` of one run's rung costs."""
-    return float(run_areas(np.array([list(costs)], dtype=float), low, high)[0])
+    """:func:`run_areas` of one run's rung costs (a NaN cost is a rung missed, not padding)."""
+    row = np.nan_to_num(np.array([list(costs)], dtype=float), nan=math.inf, posinf=math.inf)
+    return float(run_areas(row, low, high)[0])
 
 
 def ladder_cube(frame: pd.DataFrame, clock: str,

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel_bench import registry
-from bilevel_bench.metrics import ECDF_RANGE, area_scores
+from bilevel_bench.metrics import ECDF_RANGE, area_scores, hit_costs
 from bilevel_bench.results import iter_records
 from bilevel_bench.runner import RunTask
 
@@ -115,9 +115,8 @@ def _score(records: list[dict]) -> tuple[float, float, float]:
     low, high = ECDF_RANGE["oracles"]
     areas = []
     for r in records:
-        costs = [h["oracle_cost"] if isinstance(h, dict) and h.get("oracle_cost") is not None
-                 else math.inf for h in r["summary"].get("ladder_hits") or []]
-        areas.append(area_scores(costs, low, high))
+        areas.append(area_scores(hit_costs(r["summary"].get("ladder_hits"), "oracles"),
+                                 low, high))
     successes = sum(bool(r["summary"].get("converged")) for r in records)
     finals = []
     for r in records:

@@ -74,6 +74,7 @@ def test_area_under_the_ecdf_by_hand():
     assert area_scores([10.0], 1.0, 100.0) == pytest.approx(0.5)
     assert area_scores([0.5, 10.0, INF, 1000.0], 1.0, 100.0) == pytest.approx(1.5 / 4)
     assert area_scores([], 1.0, 100.0) == 0.0
+    assert area_scores([10.0, float("nan")], 1.0, 100.0) == pytest.approx(0.25)  # NaN: missed
 
 
 def _frame(rows: list[tuple[str, str, int, list[float]]]) -> pd.DataFrame:

@@ -77,6 +77,7 @@ CLOCK_LABELS = {"time": "solver time (CPU seconds)", "oracles": "oracle calls (o
 
 
 # ---------------------------------------------------------------------------- entry point
+@gc_paused()  # a build makes millions of small objects and (almost) no cycles
 def build_site(inputs: Sequence[str | Path], output: str | Path, *,
                suites: Mapping[str, Sequence[str]] | None = None, n_boot: int = 1000,
                seed: int = 0, title: str = "bilevel_bench leaderboard",
@@ -97,17 +98,6 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     if cache is not None and Path(cache).resolve().is_relative_to(Path(output).resolve()):
         raise ValueError(f"the cache folder {str(cache)!r} lies inside the site folder "
                          f"{str(output)!r}, which is published: choose one outside it")
-    with gc_paused():  # a build makes millions of small objects and (almost) no cycles
-        return _build(inputs, Path(output), suites=suites, n_boot=n_boot, seed=seed,
-                      title=title, tau_max=tau_max, asv_results=asv_results,
-                      official=official, highlight=highlight, cache=cache)
-
-
-def _build(inputs: Sequence[str | Path], output: Path, *,
-           suites: Mapping[str, Sequence[str]] | None, n_boot: int, seed: int, title: str,
-           tau_max: float, asv_results: Sequence[str | Path] | None,
-           official: Mapping[str, Mapping[str, Any]] | bool, highlight: Sequence[str],
-           cache: str | Path | None) -> Path:
     everything = collect(inputs, cache=cache)
     paged = set(everything.frame["solver"]) if len(everything.frame) else set()
     asv = _asv_tables(asv_results or [], paged)

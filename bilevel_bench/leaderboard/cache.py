@@ -66,15 +66,17 @@ def _plain(value: Any) -> Any:
     return value.as_dict() if hasattr(value, "as_dict") else repr(value)
 
 
-def _trusted(path: Path) -> bool:
-    """Owned by this user and writable by nobody else (the file and its folder)."""
+def _private(path: Path) -> bool:
+    """Owned by this user and writable by nobody else (always, where there are no uids)."""
     if not hasattr(os, "getuid"):
         return True
-    for item in (path, path.parent):
-        info = item.stat()
-        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return False
-    return True
+    info = path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _trusted(path: Path) -> bool:
+    """A segment that only this user could have written: it and its folder are private."""
+    return _private(path) and _private(path.parent)
 
 
 def _check_folder(folder: Path) -> None:
@@ -84,12 +86,10 @@ def _check_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise ValueError(f"the cache folder {str(folder)!r} is not a folder: name a folder "
                          "(it is created when missing)")
-    if hasattr(os, "getuid"):
-        info = folder.stat()
-        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise ValueError(f"the cache folder {str(folder)!r} is not yours alone (others "
-                             "may write to it, and a cache is code when it is loaded): "
-                             "name a folder only you can write, e.g. ./.leaderboard-cache")
+    if not _private(folder):
+        raise ValueError(f"the cache folder {str(folder)!r} is not yours alone (others "
+                         "may write to it, and a cache is code when it is loaded): "
+                         "name a folder only you can write, e.g. ./.leaderboard-cache")
 
 
 class RecordCache:

@@ -301,6 +301,7 @@ def cache_key(official: dict[str, dict[str, Any]]) -> str:
     return fingerprint(official, [sys.modules[__name__], results, problem, metrics])
 
 
+@gc_paused()  # millions of small acyclic objects: JSON, unpickled summaries, rows
 def collect(inputs: Sequence[str | Path],
             official: dict[str, dict[str, Any]] | None = None,
             cache: str | Path | None = None) -> Collection:
@@ -308,12 +309,6 @@ def collect(inputs: Sequence[str | Path],
     metadata (default :func:`official_instances`; ``{}`` trusts nothing as official).
     ``cache``: a folder that keeps each file's :class:`Summary` by the sha256 of its bytes
     for the next build (:mod:`~bilevel_bench.leaderboard.cache`); None reads everything."""
-    with gc_paused():  # millions of small acyclic objects: JSON, unpickled summaries, rows
-        return _collect(inputs, official, cache)
-
-
-def _collect(inputs: Sequence[str | Path], official: dict[str, dict[str, Any]] | None,
-             cache: str | Path | None) -> Collection:
     official = official_instances() if official is None else official
     store = RecordCache(cache, cache_key(official)) if cache is not None else None
     rows: list[dict[str, Any]] = []
