@@ -5,7 +5,8 @@
 # MAIN_JOB_RULESETS ("default reference"; the reference ruleset runs with the instances' own
 # budgets unless MAIN_JOB_REFERENCE_BUDGET_SECONDS is set: it is the point of comparison),
 # MAIN_JOB_BUDGET_SECONDS (2 s of solver time per run; "default": the instances' budgets),
-# MAIN_JOB_RESULTS (results), MAIN_JOB_SITE (leaderboard/site), VENV (.venv),
+# MAIN_JOB_RESULTS (results), MAIN_JOB_SITE ($RESULTS/site: this job's own site, never the
+# official one in leaderboard/site; never read as records), VENV (.venv),
 # MAIN_JOB_SETUP=0 to use an environment you set up yourself (bilevel-bench on the PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,4 @@ for ruleset in ${MAIN_JOB_RULESETS:-default reference}; do
   "$BB" "${args[@]}" "${extra[@]}" --ruleset "$ruleset"
 done
 # ... and ends by building the static leaderboard from those records (prints its index path).
-"$BB" leaderboard "$RESULTS" -o "${MAIN_JOB_SITE:-leaderboard/site}"
+"$BB" leaderboard "$RESULTS" -o "${MAIN_JOB_SITE:-$RESULTS/site}"
