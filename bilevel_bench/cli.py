@@ -34,6 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bilevel_bench import paths
+
 SUMMARY_COLUMNS = ["problem", "solver", "ruleset", "runs", "success_rate", "median_time_to_target",
                    "median_oracles_to_target", "median_final_primary", "statuses"]
 
@@ -314,7 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bilevel_bench import registry
     from bilevel_bench.executors import make_executor, plugin_folders
     from bilevel_bench.matrix import plan
-    from bilevel_bench.results import ensure_writable, load_results
+    from bilevel_bench.results import load_results
 
     if args.address and args.backend not in ("dask", "submitit"):
         raise ValueError("--address applies to --backend dask or submitit")
@@ -346,7 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ")")
     if the_plan.skipped:
         print(skip_summary(the_plan.skipped))
-    results = ensure_writable(args.results)
+    results = paths.output_folder(args.results, "results directory", "--results")
     _quiet_worker_warnings()
     executor = make_executor(args.backend, workers=args.workers, threads=args.threads,
                              memory_limit_gb=args.memory_limit_gb, address=args.address,
@@ -445,9 +447,10 @@ def print_summary(frame) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``bilevel-bench show``."""
+    folders = [paths.records_folder(folder) for folder in args.results]
     from bilevel_bench.results import load_results
 
-    frame = load_results(*args.results, warn=False)
+    frame = load_results(*folders, warn=False)
     print_summary(frame)
     for path, reason in frame.attrs.get("skipped", []):
         print(f"skipped {path}: {reason}")
@@ -463,9 +466,16 @@ def cmd_check_solver(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """``bilevel-bench submit``: pack records, solver source and a manifest of sha256s."""
+    folders = [paths.records_folder(folder) for folder in args.results]
+    sources = [paths.input_file(path, "--source") for path in args.source]
+    wheels = [paths.input_file(path, "--wheel") for path in args.wheel]
+    if args.output.endswith((".tar.gz", ".tgz")):
+        paths.output_file(args.output, "bundle", "-o", new=True)
+    else:
+        paths.output_folder(args.output, "bundle folder", "-o", empty=True)
     from bilevel_bench.submission import submit
 
-    manifest = submit(args.results, args.output, sources=args.source, wheels=args.wheel)
+    manifest = submit(folders, args.output, sources=sources, wheels=wheels)
     for line in manifest.get("skipped", []):
         print(f"skipped {line}")
     print(f"{args.output}: {len(manifest['records'])} record(s), source "
@@ -476,6 +486,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``bilevel-bench verify``: 0 nothing failed, 2 a record is forged or tampered (one
     ``FAIL`` line per mismatch on stderr), or the sandbox is unavailable."""
+    bundle = paths.input_path(args.bundle, "bundle")
+    if not bundle.is_dir():
+        paths.input_file(bundle, "bundle")
+    if args.output is not None:
+        paths.output_file(args.output, "verdicts file", "-o")
     from bilevel_bench.submission import verify
 
     _quiet_worker_warnings()
@@ -505,16 +520,31 @@ def _report(report: Any) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """``bilevel-bench leaderboard``."""
+    """``bilevel-bench leaderboard``: prints which site it built and the path of its index."""
+    inputs = [paths.records_folder(folder) for folder in args.results]
+    asv = [paths.input_path(path, "asv results") for path in args.asv or ()]
+    site = paths.site_folder(args.output, inputs)
     from bilevel_bench.leaderboard.build import build_site
     from bilevel_bench.leaderboard.collect import official_suites
 
     suites = None if args.no_suites else official_suites()  # never the builder's plugins
-    index = build_site(args.results, args.output, suites=suites, n_boot=args.bootstrap,
-                       seed=args.seed, title=args.title, asv_results=args.asv,
-                       highlight=args.highlight or (), cache=args.cache)
-    print(index.resolve())
+    index = build_site(inputs, site, suites=suites, n_boot=args.bootstrap, seed=args.seed,
+                       title=args.title, asv_results=asv, highlight=args.highlight or (),
+                       cache=args.cache)
+    print(site_description(inputs, site, index))
     return 0
+
+
+def site_description(inputs: list[Path], site: Path, index: Path) -> str:
+    """One line saying which site was built (the official one, or one of your own records)
+    and where its ``index.html`` is."""
+    if paths.is_official_submissions(inputs):
+        return f"official site (from {inputs[0]}): {index.resolve()}"
+    line = f"site of your own records (not the official site): {index.resolve()}"
+    if paths.is_official_site(site):
+        line += (f" -- note: {site} is the official site's folder; rebuild the official site "
+                 "with `bilevel-bench leaderboard leaderboard/submissions -o leaderboard/site`")
+    return line
 
 
 if __name__ == "__main__":

@@ -24,3 +24,7 @@ class DataError(BenchError):
 
 class ResultsError(BenchError):
     """A results directory that cannot be written or read."""
+
+
+class PathError(ResultsError):
+    """A path given to a command that cannot be used as it is (bilevel_bench.paths)."""

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel_bench.errors import ResultsError
+from bilevel_bench.paths import SITE_MARKER, output_folder
 
 SCHEMA = "bilevel-bench/run-record"
 SCHEMA_VERSION = 2
@@ -69,17 +70,7 @@ def _safe(name: str) -> str:
 
 def ensure_writable(directory: str | Path) -> Path:
     """Create ``directory`` if needed and prove it is writable, before any run starts."""
-    path = Path(directory).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True):
-            pass
-    except OSError as exc:
-        raise ResultsError(
-            f"results directory {str(path)!r} is not writable ({exc.strerror or exc}); "
-            "choose another with --results DIR or fix its permissions"
-        ) from exc
-    return path
+    return output_folder(directory, "results directory", "--results")
 
 
 def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
@@ -276,10 +267,11 @@ NOT_RECORDS = frozenset({"manifest.json", "verification.json"})
 
 def record_files(root: Path) -> Iterator[str]:
     """``*.json`` files under ``root``, as paths relative to it, in sorted order: no hidden
-    folders, symlinked folders not entered, a bundle's ``manifest.json`` and
-    ``verification.json`` left out."""
+    folders, no leaderboard sites (folders holding ``SITE_MARKER``), symlinked folders not
+    entered, a bundle's ``manifest.json`` and ``verification.json`` left out."""
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not os.path.exists(os.path.join(folder, d, SITE_MARKER)))
         inside = os.path.relpath(folder, root)
         for name in sorted(files):
             if name.endswith(".json") and not name.startswith(".tmp-") \

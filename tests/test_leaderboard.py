@@ -274,7 +274,8 @@ def test_cli_builds_and_prints_the_index(records, tmp_path, capsys):
     assert main(["leaderboard", str(records), "-o", str(tmp_path / "s"), "--bootstrap", "20",
                  "--no-suites"]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed == str((tmp_path / "s" / "index.html").resolve())
+    index = (tmp_path / "s" / "index.html").resolve()
+    assert printed == f"site of your own records (not the official site): {index}"
     assert (tmp_path / "s" / "static" / "sort.js").is_file()
 
 

@@ -67,6 +67,7 @@ from bilevel_bench.leaderboard.views import (
     status_mix,
 )
 from bilevel_bench.metrics import TAU_MAX, per_instance
+from bilevel_bench.paths import SITE_MARKER
 
 __all__ = ["build_site", "slug", "problem_href", "solver_href"]
 
@@ -156,6 +157,8 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
 def _prepare(out: Path) -> Path:
     """Create the site folder; remove only what an earlier build wrote there."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / SITE_MARKER).write_text("a leaderboard site built by bilevel-bench; folders holding "
+                                   "this file are never read as run records\n")
     for pattern in ("index.html", "skipped.html", "ranking-*.html", "view-*.html",
                     "problem-*.html", "solver-*.html", "data/*.csv", "data/*.json"):
         for stale in out.glob(pattern):
