@@ -1,20 +1,8 @@
 """The ``bilevel-bench`` command line.
 
-    bilevel-bench list problems|solvers|suites
-    bilevel-bench run (--suite S | --problem P ...) [--solver X ...] [--seeds N] [--seed-offset K]
-                      [--device D] [--budget-seconds T] [--budget-oracles C]
-                      [--budget-iterations K] [--timeout S] [--results DIR] [--workers W]
-                      [--threads T] [--memory-limit-gb G] [--hp KEY=VALUE ...] [--no-resume]
-                      [--ruleset default|tuned [--trials N] [--tuning-seeds K]]
-                      [--backend local|inline|dask|submitit [--address SCHEDULER]]
-                      [--sandbox]
-    bilevel-bench show DIR...
-    bilevel-bench check-solver NAME|path/to/file.py:ClassName [--no-sandbox]
-    bilevel-bench submit RESULTS... -o BUNDLE [--source FILE ...] [--wheel WHEEL ...]
-    bilevel-bench verify BUNDLE [--sample K] [--seed S] [--band B] [-o VERIFICATION]
-    bilevel-bench check-problem NAME|path/to/file.py:ClassName
-    bilevel-bench leaderboard DIR... -o SITE [--bootstrap B] [--seed S] [--title T]
-                              [--no-suites] [--asv ASV_RESULTS ...] [--cache DIR]
+The command reference, ``docs/cli.md``, is generated from :func:`build_parser` by
+:mod:`bilevel_bench.cli_reference`; every path a command is given is checked first, by
+:mod:`bilevel_bench.paths`.
 
 Heavy modules (torch, the registry) are imported inside the commands, so that ``--help`` and
 ``--version`` answer at once.
@@ -155,29 +143,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run solvers on problems and record the results")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--suite", help="a suite name (see `list suites`)")
-    target.add_argument("--problem", action="append", help="a problem instance (repeatable)")
-    p.add_argument("--solver", action="append",
+    target.add_argument("--suite", metavar="S", help="a suite name (see `list suites`)")
+    target.add_argument("--problem", action="append", metavar="P",
+                        help="a problem instance (repeatable)")
+    p.add_argument("--solver", action="append", metavar="X",
                    help="solver name or path/to/file.py:Class (repeatable; default: all)")
-    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
-    p.add_argument("--seed-offset", type=nonnegative_int, default=0,
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="N",
+                   help="number of seeds (default 3)")
+    p.add_argument("--seed-offset", type=nonnegative_int, default=0, metavar="K",
                    help="first seed (default 0)")
-    p.add_argument("--device", type=device_name, default="cpu",
+    p.add_argument("--device", type=device_name, default="cpu", metavar="DEVICE",
                    help="cpu or cuda[:k] (default cpu)")
-    p.add_argument("--budget-seconds", type=positive_float,
+    p.add_argument("--budget-seconds", type=positive_float, metavar="T",
                    help="solver-time budget per run (seconds > 0)")
-    p.add_argument("--budget-oracles", type=positive_float,
+    p.add_argument("--budget-oracles", type=positive_float, metavar="C",
                    help="oracle-cost budget per run (> 0)")
-    p.add_argument("--budget-iterations", type=positive_int,
+    p.add_argument("--budget-iterations", type=positive_int, metavar="K",
                    help="iteration budget per run (>= 1)")
-    p.add_argument("--timeout", type=positive_float,
+    p.add_argument("--timeout", type=positive_float, metavar="S",
                    help="hard wall-clock limit per run in seconds (> 0)")
-    p.add_argument("--results", default="results", help="results directory (default ./results)")
-    p.add_argument("--workers", type=positive_int, default=1,
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="results directory (default ./results)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="W",
                    help="parallel worker processes (default 1)")
-    p.add_argument("--threads", type=positive_int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1, metavar="T",
                    help="torch/BLAS threads per worker (default 1)")
-    p.add_argument("--memory-limit-gb", type=positive_float,
+    p.add_argument("--memory-limit-gb", type=positive_float, metavar="G",
                    help="address-space limit per worker in GB (CPU)")
     p.add_argument("--backend", default="local",
                    choices=["local", "inline", "dask", "submitit"],
@@ -196,26 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default hyperparameters; reference: the authors' published (or "
                         "target-freezing) configuration per problem; or tuned per instance "
                         "on tuning seeds")
-    p.add_argument("--trials", type=positive_int, default=8,
+    p.add_argument("--trials", type=positive_int, default=8, metavar="N",
                    help="tuned: configurations per instance (default 8)")
-    p.add_argument("--tuning-seeds", type=positive_int, default=2,
+    p.add_argument("--tuning-seeds", type=positive_int, default=2, metavar="K",
                    help="tuned: seeds per configuration (default 2)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="summarise the run records in a directory")
-    p.add_argument("results", nargs="+")
+    p.add_argument("results", nargs="+", metavar="DIR", help="folders of run records")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("check-solver", help="check a solver plugin against the contract")
-    p.add_argument("solver", help="registered name or path/to/file.py:ClassName")
+    p.add_argument("solver", metavar="SOLVER", help="registered name or path/to/file.py:ClassName")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run the contained check without bubblewrap (default: inside it "
                         "where it is available)")
     p.set_defaults(func=cmd_check_solver)
 
     p = sub.add_parser("submit", help="pack run records and the solver's source into a bundle")
-    p.add_argument("results", nargs="+", help="folders of run records")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("results", nargs="+", metavar="DIR", help="folders of run records")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE",
                    help="bundle: a new folder, or a file ending in .tar.gz")
     p.add_argument("--source", action="append", default=[], metavar="FILE",
                    help="solver plugin file the records name (and its helper modules)")
@@ -224,31 +215,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("verify", help="re-execute a submitted bundle in a sandbox and compare")
-    p.add_argument("bundle", help="bundle folder or .tar.gz from `bilevel-bench submit`")
-    p.add_argument("--sample", type=positive_int, help="re-execute K records (default: all)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="sample seed (default 0)")
-    p.add_argument("--band", type=positive_float, default=3.0,
+    p.add_argument("bundle", metavar="BUNDLE",
+                   help="bundle folder or .tar.gz from `bilevel-bench submit`")
+    p.add_argument("--sample", type=positive_int, metavar="K",
+                   help="re-execute K records (default: all)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
+                   help="sample seed (default 0)")
+    p.add_argument("--band", type=positive_float, default=3.0, metavar="B",
                    help="times within this factor are within the band (default 3; reported, "
                         "never failed)")
-    p.add_argument("--workers", type=positive_int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1, metavar="W",
                    help="parallel worker processes (default 1)")
-    p.add_argument("-o", "--output", help="verdicts file (default BUNDLE/verification.json, "
-                                          "or NAME.verification.json beside an archive)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="verdicts file (default BUNDLE/verification.json, "
+                        "or NAME.verification.json beside an archive)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("check-problem", help="check a problem plugin against the contract")
-    p.add_argument("problem", help="registered instance or family name, or "
+    p.add_argument("problem", metavar="PROBLEM", help="registered instance or family name, or "
                                    "path/to/file.py:ClassName[:instance]")
     p.set_defaults(func=cmd_check_problem)
 
     p = sub.add_parser("leaderboard", help="build the static HTML leaderboard from run records")
-    p.add_argument("results", nargs="+", help="folders of run records (searched recursively)")
-    p.add_argument("-o", "--output", default="site", help="site folder (default ./site)")
-    p.add_argument("--bootstrap", type=nonnegative_int, default=1000,
+    p.add_argument("results", nargs="+", metavar="DIR",
+                   help="folders of run records (searched recursively)")
+    p.add_argument("-o", "--output", default="site", metavar="SITE",
+                   help="site folder (default ./site)")
+    p.add_argument("--bootstrap", type=nonnegative_int, default=1000, metavar="B",
                    help="bootstrap replicates for the intervals (default 1000)")
-    p.add_argument("--seed", type=nonnegative_int, default=0,
+    p.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
                    help="bootstrap seed (default 0)")
-    p.add_argument("--title", default="bilevel_bench leaderboard", help="site title")
+    p.add_argument("--title", default="bilevel_bench leaderboard", metavar="T",
+                   help="site title")
     p.add_argument("--no-suites", action="store_true",
                    help="rank all recorded problems together, without the registry's suites")
     p.add_argument("--asv", action="append", metavar="ASV_RESULTS",
