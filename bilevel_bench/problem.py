@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from bilevel_bench.errors import DataError
+
 #: Oracle capabilities a problem can offer (a solver lists the ones it needs).
 #: ``ul_x_gradient``: grad_x f is not identically zero (every problem offers it unless it has
 #: the feature ``ul_independent_of_x``); a method whose x-step uses grad_x f alone needs it.
@@ -134,6 +136,9 @@ class Instance:
     ``checkpoints_per_decade`` overrides the runner's (expensive evaluations use fewer).
     ``features``: structural features of this instance beyond its family's (a subset of
     :data:`PROBLEM_FEATURES`, e.g. ``ll_infeasible_in_x``).
+    ``fingerprints`` pins the digests of generated data (``data_fingerprints()`` keys to
+    sha256): a build whose data differ raises :class:`FingerprintError` (generated data must
+    be the same on every machine, see :mod:`bilevel_bench.generated`).
     """
 
     params: Mapping[str, Any]
@@ -145,6 +150,25 @@ class Instance:
     ll_gate: LLGate | None = None
     checkpoints_per_decade: int | None = None
     features: frozenset[str] = frozenset()
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+    def check_fingerprints(self, name: str, problem: BilevelProblem) -> None:
+        """Raise :class:`FingerprintError` if ``problem`` (this instance, built) has other data
+        than the pinned ``fingerprints``."""
+        if not self.fingerprints:
+            return
+        built = problem.data_fingerprints()
+        for key, pinned in self.fingerprints.items():
+            if built.get(key) != pinned:
+                raise FingerprintError(
+                    f"instance {name!r}: its generated data {key!r} have sha256 "
+                    f"{built.get(key)} on this machine, but the instance pins {pinned}; the "
+                    "data are not the official ones (report this machine's CPU, BLAS and "
+                    "torch version as a bug)")
+
+
+class FingerprintError(DataError):
+    """Generated data that differ from the digests their instance pins."""
 
 
 class LadderError(ValueError):

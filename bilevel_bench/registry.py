@@ -59,6 +59,7 @@ class ProblemEntry:
             kwargs["dtype"] = dtype
         problem = self.family(seed=seed, device=device, **kwargs)
         problem.instance_name = self.name
+        self.instance.check_fingerprints(self.name, problem)
         return problem
 
 

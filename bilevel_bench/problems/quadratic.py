@@ -16,9 +16,15 @@ the means are exact: A = A0 + mean p p^T, C = C0 + mean u q^T, a = mean a_i, ...
 Knobs: dimensions (dim_x, dim_y), conditioning (mu_inner, L_inner of the LL Hessian spectrum),
 coupling (L_cross), sample counts (n_inner, n_outer), per-sample noise, and the data seed.
 
+The data are the same on every CPU, BLAS and thread count (version 2,
+:mod:`bilevel_bench.generated`): random draws are exact Irwin-Hall normals, and every matrix
+computed with LAPACK/BLAS (eigenbases, products, spectral norms) is rounded to the grid 2^-20
+(the rounded matrices are the instance: the closed form below is computed from them).
+
 Spectral matrices S = Q diag(lambda) Q^T (the LL Hessian A, and F, B, H) have log-spaced
-eigenvalues lambda between the stated bounds. Up to ``HAAR_MAX_DIM`` (1,000) dimensions Q is
-Haar-random (QR of a Gaussian matrix, O(d^3), the construction of every registered instance).
+eigenvalues lambda between the stated bounds (up to the rounding, below 1e-5). Up to
+``HAAR_MAX_DIM`` (1,000) dimensions Q is a random rotation (QR of a matrix of normal draws,
+O(d^3), the construction of every registered instance).
 Above it, S is a sign-flipped symmetric circulant matrix,
 
     S = D C D,   C_ij = c_{(i - j) mod d},   c = IDFT(lambda),   D = diag(random signs),
@@ -34,8 +40,12 @@ noise make an instance hard, not the eigenbasis.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from bilevel_bench import generated
+from bilevel_bench.generated import FixedGrid
 from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance, fingerprint_tensors
 
 #: spectral matrices of at most this dimension get a Haar-random eigenbasis (O(d^3)); larger ones
@@ -44,34 +54,43 @@ HAAR_MAX_DIM = 1000
 
 
 class CirculantSPD:
-    """S = D C D: C the symmetric circulant matrix with eigenvalues ``lam_half``, D = diag(signs).
+    """S = D C D: C the symmetric circulant matrix with first column ``first`` (eigenvalues
+    ``lam_half``), D = diag(signs).
 
     ``lam_half[k]`` (k = 0..d//2) is the eigenvalue of the Fourier modes k and d - k, so that
     C_ij = c_{(i - j) mod d} with c = IDFT(lambda) real and even. ``dense()`` builds S in O(d^2);
     ``solve(v)`` applies S^{-1} = D C^{-1} D to the columns of v in O(d log d) each.
     """
 
-    def __init__(self, lam_half: torch.Tensor, signs: torch.Tensor) -> None:
+    def __init__(self, lam_half: torch.Tensor, signs: torch.Tensor,
+                 first: torch.Tensor | None = None) -> None:
         self.dim = signs.numel()
         self.lam_half, self.signs = lam_half, signs
+        self.first = torch.fft.irfft(lam_half.to(torch.complex128), n=self.dim) \
+            if first is None else first
 
     @classmethod
-    def random(cls, dim: int, low: float, high: float, gen: torch.Generator) -> CirculantSPD:
+    def random(cls, dim: int, low: float, high: float, gen: torch.Generator,
+               grid: FixedGrid | None = None) -> CirculantSPD:
         """Eigenvalues log-spaced in [low, high] over the dim // 2 + 1 frequencies, shuffled
-        among them, and random signs, both drawn from ``gen``."""
-        lam = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
-                             dim // 2 + 1, dtype=torch.float64)
+        among them, and random signs, both drawn from ``gen``. With a ``grid``, the first
+        column c is made exactly even and rounded to it (portable data, see
+        :mod:`bilevel_bench.generated`), and the eigenvalues are those of the rounded c."""
+        lam = _logspace(low, high, dim // 2 + 1)
         lam = lam[torch.randperm(lam.numel(), generator=gen)]
         signs = torch.randint(0, 2, (dim,), generator=gen).to(torch.float64) * 2 - 1
-        return cls(lam, signs)
+        if grid is None:
+            return cls(lam, signs)
+        first = torch.fft.irfft(lam.to(torch.complex128), n=dim)
+        first = grid(0.5 * (first + first.flip(0).roll(1)))  # c_k = c_{(d - k) mod d}
+        return cls(torch.fft.rfft(first).real, signs, first)
 
     def dense(self) -> torch.Tensor:
         """S as a dense d x d float64 matrix: one copy out of a strided view, then the signs."""
         d = self.dim
-        c = torch.fft.irfft(self.lam_half.to(torch.complex128), n=d)
         # C_ij = r_{d - i + j} with r_k = c_{(d - k) mod d} (k < 2d); the Hankel view
         # hankel[m, j] = r_{m + j} holds row i of C at m = d - i
-        r_half = c.flip(0).roll(1)
+        r_half = self.first.flip(0).roll(1)
         hankel = torch.cat([r_half, r_half]).as_strided((d + 1, d), (1, 1))
         out = hankel[1:].flip(0)
         return out.mul_(self.signs[:, None]).mul_(self.signs[None, :])
@@ -85,11 +104,26 @@ class CirculantSPD:
         return out[:, 0] if v.ndim == 1 else out
 
 
+#: sha256 of the registered instances' generated data (bilevel_bench.generated: the same on every
+#: CPU, BLAS and thread count; tests/test_generated.py rebuilds them on several code paths)
+PINNED = {
+    "quadratic-small": "5b9ed327aaba2c96d687a813278e03abae55765983e97aef903ad9cff1314cdd",
+    "quadratic-ill-conditioned": "a97dbe3717621b5e30c0c4c3348d25c9b6b1179f0b242d4b9090b2de6daad79e",
+    "quadratic-benchopt": "5f3e47a6941bf22d4fb03707212adfa54d7c17cb01348d9ef833211ee5e7582a",
+}
+
+
+def _logspace(low: float, high: float, count: int) -> torch.Tensor:
+    """``count`` values log-spaced from ``low`` to ``high`` (float64)."""
+    return torch.logspace(math.log10(low), math.log10(high), count, dtype=torch.float64)
+
+
 class Quadratic(BilevelProblem):
     """Quadratic bilevel problem with exact F, F*, grad F and stochastic oracles."""
 
     name = "quadratic"
-    version = "1"
+    #: 2: data built from exact draws and rounded to a fixed grid (the same on every CPU)
+    version = "2"
     ll_gate = EXACT_LL  # ul_gap is F(x) - F* with the closed-form y*(x)
     task = "quadratics"
     citation = "Dagreou, Ablin, Vaiter, Moreau, A Framework for Bilevel Optimization That " \
@@ -103,19 +137,24 @@ class Quadratic(BilevelProblem):
             dict(dim_x=5, dim_y=10, n_inner=256, n_outer=64),
             target=1e-6, budget=Budget(seconds=5.0, iterations=20_000),
             suites=("toys", "core", "full"),
-            description="small quadratic for tests and the toys suite",
+            description="small quadratic for tests and the toys suite (v2: data the same on "
+                        "every CPU)",
+            fingerprints={"generated": PINNED["quadratic-small"]},
         ),
         "quadratic-ill-conditioned": Instance(
             dict(dim_x=10, dim_y=50, n_inner=1024, n_outer=256, mu_inner=0.01, L_inner=1.0),
             target=1e-6, budget=Budget(seconds=10.0, iterations=50_000),
             suites=("core", "full"),
-            description="LL condition number 100",
+            description="LL condition number 100 (v2: data the same on every CPU)",
+            fingerprints={"generated": PINNED["quadratic-ill-conditioned"]},
         ),
         "quadratic-benchopt": Instance(
             dict(dim_x=10, dim_y=100, n_inner=32_768, n_outer=1_024, mu_inner=0.1, L_cross=0.1),
             target=1e-6, budget=Budget(seconds=20.0, iterations=50_000),
             suites=("full",),
-            description="benchopt's best-params simulated configuration",
+            description="benchopt's best-params simulated configuration (v2: data the same "
+                        "on every CPU)",
+            fingerprints={"generated": PINNED["quadratic-benchopt"]},
         ),
     }
 
@@ -146,35 +185,35 @@ class Quadratic(BilevelProblem):
         self.x_shape, self.y_shape = torch.Size([dim_x]), torch.Size([dim_y])
         self.n_samples = {"g": n_inner, "f": n_outer}
         gen = torch.Generator().manual_seed(data_seed)
+        grid = FixedGrid()  # BLAS/LAPACK results, rounded (bilevel_bench.generated)
 
         def randn(*shape):
-            return torch.randn(*shape, generator=gen, dtype=torch.float64)
+            return generated.normal(gen, *shape)
 
         structured: dict[str, CirculantSPD] = {}
 
         def spd(dim, low, high, key=""):
             """S = Q diag(lambda) Q^T, lambda log-spaced in [low, high]: Haar Q up to
-            HAAR_MAX_DIM, a sign-flipped circulant above it (module docstring)."""
+            HAAR_MAX_DIM, a sign-flipped circulant above it (module docstring); on the grid."""
             if dim > HAAR_MAX_DIM:
-                structured[key] = CirculantSPD.random(dim, low, high, gen)
+                structured[key] = CirculantSPD.random(dim, low, high, gen, grid)
                 return structured[key].dense()
             q, _ = torch.linalg.qr(randn(dim, dim))
-            eigs = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
-                                  dim, dtype=torch.float64)
-            return (q * eigs) @ q.T
+            return grid.symmetric((q * _logspace(low, high, dim)) @ q.T)
 
         def with_norm(mat, norm):
-            return mat * (norm / torch.linalg.matrix_norm(mat, ord=2))
+            return grid(mat * (norm / torch.linalg.matrix_norm(mat, ord=2)))
 
         # LL: A0 keeps half of the spectrum; the rank-one terms carry the rest on average.
-        p = randn(n_inner, dim_y) * (noise * mu_inner / dim_y) ** 0.5
+        p = randn(n_inner, dim_y) * math.sqrt(noise * mu_inner / dim_y)
         if dim_y > HAAR_MAX_DIM:  # in place: one d x d matrix, no temporaries
             A0 = spd(dim_y, mu_inner, L_inner, "A").addmm_(p.T, p, alpha=-1.0 / n_inner)
+            A0 = grid(A0, inplace=True)
         else:
-            A0 = spd(dim_y, mu_inner, L_inner) - p.T @ p / n_inner
-        u, q = randn(n_inner, dim_x) * noise**0.5, randn(n_inner, dim_y) * noise**0.5
+            A0 = grid.symmetric(spd(dim_y, mu_inner, L_inner) - p.T @ p / n_inner)
+        u, q = randn(n_inner, dim_x) * math.sqrt(noise), randn(n_inner, dim_y) * math.sqrt(noise)
         C = with_norm(randn(dim_x, dim_y), L_cross)
-        C0 = C - u.T @ q / n_inner
+        C0 = grid(C - u.T @ q / n_inner)
         a = randn(n_inner, dim_y) * noise + randn(dim_y)
         B = spd(dim_x, mu_outer, L_outer)
         b = randn(n_inner, dim_x) * noise
@@ -184,8 +223,12 @@ class Quadratic(BilevelProblem):
         K = with_norm(randn(dim_x, dim_y), L_cross)
         c = randn(n_outer, dim_y) * noise + randn(dim_y)
         e = randn(n_outer, dim_x) * noise + randn(dim_x)
+        #: the smallest distance of a rounded entry to a rounding boundary (FixedGrid.margin)
+        self.grid_margin = grid.margin
+        self._fingerprint = fingerprint_tensors(A0, p, u, q, C0, a, B, b, F, H, K, c, e)
 
-        #: the LL Hessian A = A0 + mean p p^T as a CirculantSPD (None: Haar, use dense algebra)
+        #: the circulant S (A = A0 + mean p p^T is S up to A0's rounding; None: Haar, dense
+        #: algebra)
         self._ll_hessian = structured.get("A")
         to = dict(dtype=dtype, device=self.device)
         self.A0, self.p, self.u, self.q, self.C0 = (t.to(**to) for t in (A0, p, u, q, C0))
@@ -208,7 +251,7 @@ class Quadratic(BilevelProblem):
                 + c.mean(0) @ z + e.mean(0) @ x)
 
     def init(self, generator):
-        x0 = torch.randn(self.x_shape, generator=generator, dtype=self.dtype).to(self.device)
+        x0 = generated.normal(generator, *self.x_shape).to(self.dtype).to(self.device)
         return x0, torch.zeros(self.y_shape, dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------ exact solution
@@ -224,15 +267,30 @@ class Quadratic(BilevelProblem):
             "e": self.e.mean(0),
         }
 
+    def _solve_ll_hessian(self, rhs: torch.Tensor, sweeps: int = 8) -> torch.Tensor:
+        """A^{-1} rhs for A = A0 + p^T p / n = S + E, where S is the circulant whose inverse is
+        applied in closed form and E the rounding of A0 to the grid (entries below 2^-21):
+        iterative refinement z <- z + S^{-1} (rhs - A z), which contracts by ||S^{-1} E|| (about
+        1e-4) per sweep; O(dim_y^2) per column and sweep, no dense factorisation."""
+        n = self.p.shape[0]
+        A0, p = self.A0.to(torch.float64).cpu(), self.p.to(torch.float64).cpu()
+        sol = self._ll_hessian.solve(rhs)
+        for _ in range(sweeps):
+            resid = rhs - A0 @ sol - p.T @ (p @ sol) / n
+            if float(resid.abs().max()) <= 1e-15 * float(rhs.abs().max()):
+                break
+            sol = sol + self._ll_hessian.solve(resid)
+        return sol
+
     def _exact_solution(self) -> dict[str, torch.Tensor]:
         """z*(x) = M x + r and the hyper-objective's Hessian and linear term. With a circulant
-        LL Hessian (dim_y > HAAR_MAX_DIM) A^{-1} is applied in closed form, O(dim_y log dim_y)
-        per column, instead of a dense O(dim_y^3) inverse."""
+        LL Hessian (dim_y > HAAR_MAX_DIM) A^{-1} is applied by refinement on the closed-form
+        circulant inverse, O(dim_y^2) per column, instead of a dense O(dim_y^3) inverse."""
         if self._ll_hessian is not None:
             a = self.a.mean(0)
             C = self.C0 + self.u.T @ self.q / self.p.shape[0]
             rhs = torch.cat([C.T, a[:, None]], dim=1).to(torch.float64)
-            sol = (-self._ll_hessian.solve(rhs.cpu())).to(self.A0)
+            sol = (-self._solve_ll_hessian(rhs.cpu())).to(self.A0)
             M, r = sol[:, :-1], sol[:, -1]
             mm = {"c": self.c.mean(0), "e": self.e.mean(0)}
         else:
@@ -278,6 +336,5 @@ class Quadratic(BilevelProblem):
         }
 
     def data_fingerprints(self) -> dict[str, str]:
-        return {"generated": fingerprint_tensors(
-            self.A0, self.p, self.u, self.q, self.C0, self.a, self.B, self.b,
-            self.F, self.H, self.K, self.c, self.e)}
+        """The float64 data as generated (the same for every dtype and device)."""
+        return {"generated": self._fingerprint}

@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 import torch
 
+from bilevel_bench import generated
 from bilevel_bench.problem import EXACT_LL, BilevelProblem, Budget, Instance
 
 TOY_BUDGET = Budget(seconds=5.0, iterations=20_000)
@@ -309,8 +310,9 @@ class LVHBAToy(ClosedFormToy):
     formulation = "f = ||x-y2||^2/2 + ||y1-1||^2/2; g = ||y1||^2/2 - x.y1 + 1.y2; 1.x + 1.y = 0"
     n_constraints = 2
     #: version 2: target 1e-3 -> 0.5 (F - F*, F* = 5). 1e-3 was reached by no solver: LV-HBA
-    #: converges sublinearly here and needs more than 20,000 iterations for it
-    version = "2"
+    #: converges sublinearly here and needs more than 20,000 iterations for it.
+    #: version 3: initial points from exact normal draws (the same on every CPU)
+    version = "3"
     instances = {
         "lvhba-toy": Instance(
             {"n": 100}, target=0.5, budget=TOY_BUDGET, suites=("toys", "core", "full"),
@@ -345,7 +347,7 @@ class LVHBAToy(ClosedFormToy):
         return torch.stack([s, -s])
 
     def init(self, generator):
-        noise = torch.randn(3 * self.n, generator=generator, dtype=self.dtype).to(self.device)
+        noise = generated.normal(generator, 3 * self.n).to(self.dtype).to(self.device)
         return 10.0 + noise[: self.n], 10.0 + noise[self.n:]
 
     def hyper_objective(self, x):
@@ -373,6 +375,8 @@ class BOMEToy(ClosedFormToy):
     """
 
     name = "bome-toy"
+    #: version 2: initial points from exact normal draws (the same on every CPU)
+    version = "2"
     citation = "Liu, Ye, Wright, Stone, Liu, BOME! Bilevel Optimization Made Easy, arXiv:2209.08709"
     formulation = "g = y1^2/2 - x y1; f = (x-y2)^2/2 + (y1-1)^2/2; LL solution set {(x, t)}"
     y_dim = 2
@@ -391,7 +395,7 @@ class BOMEToy(ClosedFormToy):
         return (0.5 * y[:1] ** 2 - x * y[:1]).sum()
 
     def init(self, generator):
-        u = torch.randn(3, generator=generator, dtype=self.dtype).to(self.device)
+        u = generated.normal(generator, 3).to(self.dtype).to(self.device)
         return 2.0 * u[:1], 2.0 * u[1:]
 
     def hyper_objective(self, x):
