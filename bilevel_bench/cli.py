@@ -160,8 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="oracle-cost budget per run (> 0)")
     p.add_argument("--budget-iterations", type=positive_int, metavar="K",
                    help="iteration budget per run (>= 1)")
+    p.add_argument("--budget-scale", type=positive_float, default=1.0, metavar="F",
+                   help="multiply every instance's own budget (oracle cost, iterations) by F "
+                        "(> 0; the main job's default ruleset uses 0.25)")
     p.add_argument("--timeout", type=positive_float, metavar="S",
-                   help="hard wall-clock limit per run in seconds (> 0)")
+                   help="hard limit per run in CPU seconds of the solver process (> 0; "
+                        "default 3 x the budget in seconds + 60, or 600 for a work budget); "
+                        "a run that hangs without using CPU is stopped by a wall-clock "
+                        "backstop of 3 x that, stretched by the machine's load")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="results directory (default ./results)")
     p.add_argument("--workers", type=positive_int, default=1, metavar="W",
@@ -339,7 +345,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "iterations": args.budget_iterations}
     the_plan = plan(problems, solvers, range(args.seed_offset, args.seed_offset + args.seeds),
                     device=args.device, budget=budget, hyperparameters=hyper,
-                    threads=args.threads, timeout=args.timeout)
+                    threads=args.threads, timeout=args.timeout,
+                    budget_scale=args.budget_scale)
     if not the_plan.tasks:
         reasons = sorted({f"{solver} {reason}" for _, solver, reason in the_plan.skipped})
         raise ValueError("nothing to run: no solver given can handle the problems given ("

@@ -5,8 +5,12 @@ one method, ``map(tasks, on_record)``, that calls ``on_record(record)`` as each 
 
 :class:`LocalPool` (the default) keeps ``workers`` child processes (forked from a fork server
 that imported their heavy modules once, see :func:`worker_context`; with BLAS/OpenMP/torch threads
-pinned to ``threads`` each) and gives each run a hard wall-clock deadline. A worker
-streams its checkpoints to the parent as they happen, so when a run hangs (deadline passed: the
+pinned to ``threads`` each) and gives each run a hard limit in CPU seconds of its solver
+process and that process's descendants (the kernel's accounting, read from outside), with a
+wall-clock backstop of :data:`WALL_BACKSTOP` times that limit, stretched by the machine's load
+and by the time spent evaluating, for a run that hangs without using CPU: a busy machine does
+not turn runs into ``timeout`` records. A worker
+streams its checkpoints to the parent as they happen, so when a run hangs (limit passed: the
 worker is killed, status ``timeout``), crashes the interpreter (status ``error``) or is killed
 for memory (status ``oom``), the record keeps everything measured up to that point; the worker
 is replaced and the matrix goes on.
@@ -33,6 +37,7 @@ from bilevel_bench.sandbox import (
     Template,
     alive,
     cgroup_oom_kills,
+    cpu_seconds,
     decode,
     descendants,
     describe_exit,
@@ -58,6 +63,10 @@ WORKER_PRELOAD = ("torch", "torch.fx.experimental.symbolic_shapes", "sklearn.dat
 
 #: the thread count the fork server of this process was started with (None: not started)
 _forkserver_threads: int | None = None
+
+#: a run that uses no CPU (a hang, a sleep) is killed after this many times its CPU limit of
+#: wall-clock time, stretched by the load per core and by the time spent evaluating
+WALL_BACKSTOP = 3.0
 
 
 def worker_context(threads: int) -> Any:
@@ -458,13 +467,39 @@ class _Worker:
         self.header: dict | None = None
         self.trace: list[dict] = []
         self.started = 0.0
-        self.deadline = float("inf")
+        self.evaluating = 0.0  # seconds spent evaluating so far (not the solver's)
+        self.next_check = 0.0
+        self.limit_reason = ""
 
     def submit(self, task: RunTask) -> None:
         self.task, self.header, self.trace, self.solver_pid = task, None, [], None
         self.started = time.monotonic()
-        self.deadline = self.started + task.hard_timeout()
+        self.evaluating, self.next_check = 0.0, 0.0
         self.conn.send(task)
+
+    def over_limit(self) -> bool:
+        """Whether the run passed its hard limit (checked twice a second): the CPU seconds of
+        its solver process and descendants, or the wall-clock backstop (:data:`WALL_BACKSTOP`
+        x the limit x max(1, load per core), plus the time spent evaluating)."""
+        now = time.monotonic()
+        if self.task is None or now < self.next_check:
+            return False
+        self.next_check = now + 0.5
+        limit = self.task.hard_timeout()
+        if self.solver_pid is not None:
+            used = cpu_seconds([self.solver_pid, *descendants(self.solver_pid)])
+            if used > limit:
+                self.limit_reason = (f"killed after {used:.1f} s of solver CPU time (the hard "
+                                     f"limit is {limit:.0f} CPU s)")
+                return True
+        load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+        wall = now - self.started - self.evaluating
+        if wall > WALL_BACKSTOP * limit * load:
+            self.limit_reason = (f"killed after {wall:.0f} s wall-clock without finishing (the "
+                                 f"backstop: {WALL_BACKSTOP:g} x the {limit:.0f} CPU s limit x "
+                                 f"load {load:.1f})")
+            return True
+        return False
 
     def partial_record(self, status: str, message: str) -> dict[str, Any]:
         """A record from what the worker streamed before it stopped answering."""
@@ -571,10 +606,8 @@ class LocalPool:
                         record = self._receive(worker)
                         if record is None:
                             continue
-                    elif time.monotonic() > worker.deadline:
-                        record = worker.partial_record(
-                            "timeout", f"killed after the hard timeout of "
-                            f"{worker.task.hard_timeout():.0f} s wall-clock")
+                    elif worker.over_limit():
+                        record = worker.partial_record("timeout", worker.limit_reason)
                     else:
                         continue
                     alive = worker.process.is_alive() and record["status"] != "timeout" \
@@ -615,8 +648,8 @@ class LocalPool:
             worker.header = payload
         elif kind == "checkpoint":
             worker.trace.append(payload)
-        elif kind == "evaluation":  # evaluating is not the solver's time: extend the deadline
-            worker.deadline += payload
+        elif kind == "evaluation":  # evaluating is not the solver's time: not on the backstop
+            worker.evaluating += payload
         elif kind == "solver_pid":
             worker.solver_pid = payload
         elif kind == "record":
@@ -775,7 +808,8 @@ class SubmititExecutor:
         jobs = []
         for task in tasks:
             # the job's limit: the run's hard timeout (its evaluation on top) plus start-up
-            self.executor.update_parameters(timeout_min=int(task.hard_timeout() * 2 / 60) + 5)
+            self.executor.update_parameters(
+                timeout_min=int(task.hard_timeout() * WALL_BACKSTOP / 60) + 5)
             jobs.append((task, self.executor.submit(_run_isolated, task, self.threads,
                                                     self.memory_limit_gb, self.sandbox)))
         try:

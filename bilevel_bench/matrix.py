@@ -36,9 +36,10 @@ def plan(
     threads: int = 1,
     timeout: float | None = None,
     dtype: str | None = None,
+    budget_scale: float = 1.0,
 ) -> Plan:
-    """Tasks for every compatible (problem, solver, seed); ``budget`` overrides the instances'
-    default budgets field by field."""
+    """Tasks for every compatible (problem, solver, seed); the instances' default budgets are
+    multiplied by ``budget_scale``, then ``budget`` overrides them field by field."""
     tasks, skipped = [], []
     solver_classes = {spec: registry.get_solver(spec) for spec in solvers}
     for cls in solver_classes.values():
@@ -51,7 +52,8 @@ def plan(
             if reason:
                 skipped.append((name, cls.name, reason))
                 continue
-            run_budget: Budget = entry.instance.budget.merged(**(budget or {}))
+            run_budget: Budget = entry.instance.budget.scaled(budget_scale).merged(
+                **(budget or {}))
             for seed in seeds:
                 tasks.append(RunTask(
                     problem=name, solver=spec, seed=seed, device=device, budget=run_budget,

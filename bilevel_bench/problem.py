@@ -54,11 +54,25 @@ class Budget:
     ``seconds`` is solver time (the clock runs only inside ``init``/``step``), ``oracle_cost``
     counts full-batch-equivalent oracle calls (see :mod:`bilevel_bench.oracles`), and
     ``iterations`` counts calls to ``step``.
+
+    An instance's own budget is a *work* budget (``oracle_cost`` and ``iterations``, with
+    ``seconds=None``) wherever it has been calibrated: the same seed then stops at the same
+    point on every machine, so oracle-clock verdicts do not depend on the CPU. A budget in
+    seconds (``run --budget-seconds``) feeds the time-clock views of its own hardware class.
     """
 
     seconds: float | None = 10.0
     oracle_cost: float | None = None
     iterations: int | None = 100_000
+
+    def scaled(self, factor: float) -> Budget:
+        """Every limit multiplied by ``factor`` (iterations rounded up)."""
+        if factor == 1:
+            return self
+        return Budget(
+            seconds=None if self.seconds is None else self.seconds * factor,
+            oracle_cost=None if self.oracle_cost is None else self.oracle_cost * factor,
+            iterations=None if self.iterations is None else math.ceil(self.iterations * factor))
 
     def merged(self, **overrides: Any) -> Budget:
         """A copy with the non-``None`` overrides applied."""

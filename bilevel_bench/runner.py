@@ -72,7 +72,7 @@ class RunTask:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     budget: Budget | None = None  # None: the instance's default budget
-    timeout: float | None = None  # hard wall-clock limit; None: derived from the budget
+    timeout: float | None = None  # hard limit in solver CPU seconds; None: from the budget
     ruleset: str = "default"
     dtype: str | None = None
     threads: int = 1
@@ -84,12 +84,13 @@ class RunTask:
             self.problem).instance.budget
 
     def hard_timeout(self) -> float:
-        """Wall-clock seconds after which the run is killed; the time spent evaluating at
-        checkpoints is added to it as the run goes (the executors extend the deadline)."""
+        """CPU seconds of the solver process (and its descendants) after which the run is
+        killed: 3 x its budget in seconds + 60, or 600 for a work budget (oracle cost,
+        iterations); the executors add a wall-clock backstop (executors.WALL_BACKSTOP)."""
         if self.timeout is not None:
             return self.timeout
         seconds = self.resolved_budget().seconds
-        return 3 * (seconds if seconds is not None else 600.0) + 60.0
+        return 3 * seconds + 60.0 if seconds is not None else 600.0
 
     def run_id(self) -> str:
         """Stable identity of the run: same task on the same hardware class -> same id."""

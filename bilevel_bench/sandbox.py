@@ -105,6 +105,22 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return table
 
 
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of ``pids`` and of their reaped children, from the kernel's
+    accounting (/proc/PID/stat): a process cannot set it. Vanished pids count 0."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
+
+
 def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
     """Live (non-zombie) descendants of ``pid``."""
     table = table if table is not None else _proc_table()

@@ -106,6 +106,7 @@ def test_crashes_and_strays_are_contained(pids):
     assert unprintable["error"]["type"] == "_Unprintable"
     assert "unprintable" in unprintable["error"]["message"]
     assert runs["busy-loop"]["status"] == "timeout"
+    assert "s of solver CPU time" in runs["busy-loop"]["error"]["message"]  # the CPU limit
     crash = runs["fork-then-crash"]  # the forked child holds the channel: no full timeout
     assert crash["status"] == "error" and "code 3" in crash["error"]["message"]
     assert crash["summary"]["wall_time"] < 30

@@ -135,7 +135,7 @@ class Quadratic(BilevelProblem):
     instances = {
         "quadratic-small": Instance(
             dict(dim_x=5, dim_y=10, n_inner=256, n_outer=64),
-            target=1e-6, budget=Budget(seconds=5.0, iterations=20_000),
+            target=1e-6, budget=Budget(seconds=None, oracle_cost=3e4, iterations=20_000),
             suites=("toys", "core", "full"),
             description="small quadratic for tests and the toys suite (v2: data the same on "
                         "every CPU)",
@@ -143,7 +143,7 @@ class Quadratic(BilevelProblem):
         ),
         "quadratic-ill-conditioned": Instance(
             dict(dim_x=10, dim_y=50, n_inner=1024, n_outer=256, mu_inner=0.01, L_inner=1.0),
-            target=1e-6, budget=Budget(seconds=10.0, iterations=50_000),
+            target=1e-6, budget=Budget(seconds=None, oracle_cost=3e4, iterations=50_000),
             suites=("core", "full"),
             description="LL condition number 100 (v2: data the same on every CPU)",
             fingerprints={"generated": PINNED["quadratic-ill-conditioned"]},
