@@ -51,10 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, already printed)
         return int(exc.code or 0)
+    import signal
+
     from bilevel_bench.errors import BenchError
 
+    def terminate(signum: int, frame: Any) -> None:  # SIGTERM stops like Ctrl-C: records kept
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        sys.stderr.close()
+        return 1
     except (BenchError, ValueError) as exc:  # bad names, values, combinations, plugins, data
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -381,7 +390,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(problem, solver), {len(trials)} runs in {results / 'tuning'}")
         _run_with_progress(trials, results / "tuning", executor, not args.no_resume)
         tasks = tuning.select(results / "tuning", tasks, args.trials, args.tuning_seeds)
-    _run_with_progress(tasks, results, executor, not args.no_resume)
+    job_cpu = _job_cpu_seconds()
+    skipped = _run_with_progress(tasks, results, executor, not args.no_resume)
+    job_cpu = _job_cpu_seconds() - job_cpu
     ids = {task.run_id() for task in tasks}
     frame = load_results(results, warn=False)
     frame = frame[frame["run_id"].isin(ids)] if not frame.empty else frame
@@ -390,8 +401,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         solver_s, eval_s = frame["solver_time"].sum(), frame["evaluation_time"].sum()
         print(f"\nsolver time {solver_s:.1f} s (CPU), evaluation time {eval_s:.1f} s "
               f"(untimed, {eval_s / max(solver_s, 1e-9):.2f} x the solver time)")
+        new = frame[~frame["run_id"].isin(skipped)]["solver_time"].sum()
+        if job_cpu > 0 and new > 0:
+            print(f"this command spent {job_cpu:.1f} CPU s (all its processes); the solvers' "
+                  f"share of it: {min(new / job_cpu, 1.0):.0%} (the rest: start-up, "
+                  "evaluation, records)")
     print(f"\nresults: {results.resolve()}  ({len(frame)} run records)")
     return 0
+
+
+def _job_cpu_seconds() -> float:
+    """CPU seconds spent so far by this process and every process it started (the kernel's
+    accounting: live descendants and the reaped ones)."""
+    from bilevel_bench.sandbox import cpu_seconds, descendants
+
+    me = os.getpid()
+    return cpu_seconds([me, *descendants(me)])
 
 
 def skip_summary(skipped: list[tuple[str, str, str]]) -> str:
@@ -416,7 +441,8 @@ def _quiet_worker_warnings() -> None:
                                             else QUIET_WARNINGS)
 
 
-def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool) -> None:
+def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool) -> set[str]:
+    """Run the tasks with a progress bar; returns the run ids skipped as already recorded."""
     from tqdm import tqdm
 
     from bilevel_bench.matrix import run_matrix
@@ -434,6 +460,7 @@ def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool
     if recorded:
         print(f"{len(recorded)} run(s) were already recorded and were skipped "
               "(--no-resume re-runs them)")
+    return set(recorded)
 
 
 def print_summary(frame) -> None:
