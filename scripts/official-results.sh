@@ -2,7 +2,9 @@
 # The official result set of the leaderboard, reproducibly: every reference solver on the `core`
 # and `papers` suites, under the `default` and `reference` rulesets (plus `tuned` when
 # OFFICIAL_TUNED=1, with OFFICIAL_TRIALS trials x OFFICIAL_TUNING_SEEDS seeds per instance),
-# OFFICIAL_SEEDS seeds (>= 3), each instance's own declared budget, one worker thread per run,
+# OFFICIAL_SEEDS seeds (>= 3), the instances' own work budgets (the default ruleset at
+# OFFICIAL_BUDGET_SCALE, 0.25 of them, as scripts/main-job.sh: the main job on any machine makes
+# the same oracle-clock records), one worker thread per run,
 # on one declared hardware class. The records are then compacted (at most
 # OFFICIAL_MAX_ROWS trace rows per run: first and last checkpoints, every ladder rung's first
 # hit, the rest log-spaced, numbers rounded to 6 digits, zero oracle counts dropped; summaries,
@@ -57,7 +59,12 @@ for target in "${targets[@]}"; do
     # the reference ruleset is the point of comparison: the instances' own budgets unless
     # OFFICIAL_REFERENCE_BUDGET_SECONDS says otherwise (as scripts/main-job.sh)
     budget=${OFFICIAL_BUDGET_SECONDS:-}
-    [ "$ruleset" = reference ] && budget=${OFFICIAL_REFERENCE_BUDGET_SECONDS:-}
+    scale=${OFFICIAL_BUDGET_SCALE:-0.25}
+    if [ "$ruleset" = reference ]; then
+      budget=${OFFICIAL_REFERENCE_BUDGET_SECONDS:-}
+      scale=1
+    fi
+    extra+=(--budget-scale "$scale")
     [ -n "$budget" ] && extra+=(--budget-seconds "$budget")
     [ "$ruleset" = tuned ] && extra+=(--trials "${OFFICIAL_TRIALS:-8}"
                                       --tuning-seeds "${OFFICIAL_TUNING_SEEDS:-2}")
