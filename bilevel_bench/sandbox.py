@@ -88,37 +88,35 @@ def set_child_subreaper() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None if the
+    process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def _proc_table() -> dict[int, tuple[int, str]]:
     """pid -> (ppid, state) of every process visible in /proc."""
     table = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        if len(rest) >= 2:
-            table[int(name)] = (int(rest[1]), rest[0])
+        if name.isdigit() and (fields := _stat(name)) is not None and len(fields) >= 2:
+            table[int(name)] = (int(fields[1]), fields[0])
     return table
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User + system CPU seconds of ``pids`` and of their reaped children, from the kernel's
     accounting (/proc/PID/stat): a process cannot set it. Vanished pids count 0."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    ticks = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    return total / ticks
+        fields = _stat(pid)
+        if fields is not None:
+            ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
@@ -138,12 +136,8 @@ def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> li
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read().decode(errors="replace")
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[:1] != ["Z"]
+    fields = _stat(pid)
+    return fields is not None and fields[:1] != ["Z"]
 
 
 def _signal(pid: int, sig: int) -> None:
