@@ -72,6 +72,23 @@ FLOORS = {"time": 1e-6, "oracles": 1.0}
 TAU_MAX = 4.0
 #: the two columns that identify an instance
 INSTANCE = ["problem", "problem_version"]
+#: how a canary is listed where solvers are ranked (protocol v3: never ranked)
+CANARY_LABEL = "canary (reference line, not ranked)"
+
+
+def canary_rows(frame: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the runs of canary solvers (records whose ``solver.canary`` is true:
+    the ``canary`` column; absent, no run is a canary). Canaries do no bilevel work on purpose
+    (``Solver.canary``): they are reference lines and never ranked."""
+    if "canary" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["canary"].fillna(False).astype(bool)
+
+
+def without_canaries(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the solvers that may be ranked (every run but the canaries')."""
+    mask = canary_rows(frame)
+    return frame[~mask] if mask.any() else frame
 
 
 def per_instance(frame: pd.DataFrame) -> pd.DataFrame:
@@ -296,7 +313,9 @@ def ranking(frame: pd.DataFrame, clock: str, *,
     """The ranking table of one comparable set of runs on one clock, best first: ``rank``
     (tie-aware label), ``tied``, ``score`` with ``score_lo``/``score_hi``, ``mean_rank`` with
     ``mean_rank_lo``/``mean_rank_hi``, ``solved`` (instances with a finite cost) and
-    ``instances``. Also returns the :class:`CostCube` it was computed from."""
+    ``instances``. Also returns the :class:`CostCube` it was computed from. Canaries
+    (:func:`canary_rows`) are never ranked: their runs are left out."""
+    frame = without_canaries(frame)
     cube = cost_cube(frame, clock, instances, solvers)
     costs = cube.costs()
     score = profile_score(performance_ratios(costs), tau_max)
@@ -468,14 +487,19 @@ def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
 def ladder_ranking(frame: pd.DataFrame, clock: str, *,
                    instances: Sequence[tuple[str, str]] | None = None,
                    solvers: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
-                   confidence: float = 0.95) -> tuple[pd.DataFrame, CostCube]:
+                   confidence: float = 0.95, include_canaries: bool = False
+                   ) -> tuple[pd.DataFrame, CostCube]:
     """The ranking of one comparable set of runs by the area under the target-ladder ECDF
     (:func:`run_areas`; mean over the instances a solver ran, each instance weighted
     equally), best first, with the columns of :func:`ranking`: ``rank`` (1 + the number of
     solvers whose score interval lies entirely above), ``tied``, ``score`` [lo, hi],
     ``mean_rank`` [lo, hi], ``solved`` (instances whose final target more than half the seeds
     reach), ``rungs_reached`` (fraction of (run, rung) pairs reached) and ``instances`` (that
-    the solver ran). Also returns the :class:`CostCube` of per-run areas."""
+    the solver ran). Also returns the :class:`CostCube` of per-run areas. Canaries
+    (:func:`canary_rows`) are never ranked: their runs are left out unless
+    ``include_canaries`` (the scores of their reference lines)."""
+    if not include_canaries:
+        frame = without_canaries(frame)
     cube = ladder_cube(frame, clock, instances, solvers)
     per_instance, score = _ladder_scores(np.nansum(cube.runs, axis=-1), cube.counts)
     rank = _ladder_mean_ranks(per_instance)

@@ -111,6 +111,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     row = summary_row(record)
     hw, solver = record["hardware"], record["solver"]
     row["ruleset"] = str(row["ruleset"])
+    row["canary"] = solver.get("canary") is True  # a reference line, never ranked
     row["hardware_class"] = str(row["hardware_class"]) if row["hardware_class"] else "unknown"
     git = record.get("git_revision") or {}
     row.update({

@@ -30,7 +30,14 @@ from markupsafe import Markup
 from bilevel_bench.leaderboard.collect import as_float
 from bilevel_bench.leaderboard.plots import Series, line_plot
 from bilevel_bench.leaderboard.tables import Column, Table, fmt, slug, solver_href
-from bilevel_bench.metrics import ecdf, ecdf_axis, ladder_cube, ladder_ranking
+from bilevel_bench.metrics import (
+    CANARY_LABEL,
+    canary_rows,
+    ecdf,
+    ecdf_axis,
+    ladder_cube,
+    ladder_ranking,
+)
 
 #: task name -> short page key, in the order the site lists them; "coupled" is the cross-cutting
 #: view of every instance with coupled constraints
@@ -370,8 +377,14 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
         per = part.groupby(["solver", "problem"])["final_primary"]
         for solver, values in per.median().groupby(level=0):
             finals[solver] = float(values.median()) if values.notna().any() else "diverged"
+    canaries = part[canary_rows(part)]
+    shown = table.to_dict("records")
+    if len(canaries):  # reference lines after the ranked solvers, never ranked
+        lines, _ = ladder_ranking(canaries, clock, n_boot=0, include_canaries=True)
+        shown += [{**rec, "rank": CANARY_LABEL, "tied": False} for rec in
+                  lines.to_dict("records")]
     rows = []
-    for rec in table.to_dict("records"):
+    for rec in shown:
         s = stats.loc[rec["solver"]]
         rows.append({**rec, "solver_href": solver_href(rec["solver"]),
                      "success": float(s["reached"]),
@@ -534,7 +547,6 @@ def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
         cube = ladder_cube(group, "oracles")
         areas = {s: float(np.nanmean(cube.runs[0, j, :cube.counts[0, j]]))
                  for j, s in enumerate(cube.solvers) if cube.counts[0, j]}
-        ordered = sorted(areas.values(), reverse=True)
         to_target = pd.to_numeric(group["oracles_to_target"], errors="coerce").where(
             group["converged"].astype(bool)).fillna(np.inf)
         costs = to_target.groupby(group["solver"]).median().astype(float).to_dict()
@@ -543,14 +555,19 @@ def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
         failed = (group["outcome"] == "failed").groupby(group["solver"]).sum()
         diverged = (group["outcome"] == "diverged").groupby(group["solver"]).sum()
         sizes = group.groupby("solver").size()
+        canaries = set(group.loc[canary_rows(group), "solver"])
+        ranked = {s: a for s, a in areas.items() if s not in canaries}
+        ordered = sorted(ranked.values(), reverse=True)
         for solver in sorted(areas):
             rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
-            best = max(areas, key=lambda s, me=solver: (areas[s], s == me))
+            pool = ranked or areas
+            best = max(pool, key=lambda s, me=solver: (pool[s], s == me))
             ratio = costs[solver] / min(finite) if finite and math.isfinite(costs[solver]) \
                 else math.inf
             out.setdefault(solver, []).append({
                 "problem": problem, "problem_version": version, "ruleset": ruleset,
-                "rank": rank, "of": len(areas), "rank_text": f"{rank} of {len(areas)}",
+                "rank": None if solver in canaries else rank, "of": len(ranked),
+                "rank_text": CANARY_LABEL if solver in canaries else f"{rank} of {len(ranked)}",
                 "area": areas[solver], "best_area": areas[best], "best": best, "ratio": ratio,
                 "outcomes": _outcomes(int(sizes[solver]), int(converged[solver]),
                                       int(failed[solver]), int(diverged[solver]))})
