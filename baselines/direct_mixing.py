@@ -6,6 +6,9 @@ arXiv:2410.07471): fine-tune on the unfiltered mixture, i.e. on g(x0, y) with th
 reference, y <- Proj_Y(y - lr grad_y g(x0, y)), ``inner_steps`` steps per iteration on
 mini-batches of ``batch_size`` LL samples (all samples when 0 or the problem is deterministic).
 Oracle cost per iteration: ``inner_steps`` gradients of g (times the batch fraction).
+
+A canary (``canary = True``, protocol v3): it does no bilevel work on purpose, is shown as a
+reference line and never ranked; the other canaries are in :mod:`canaries`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ class DirectMixing(Solver):
     version = "1.0"
     citation = "Xiao & Chen, Bilevel Data Curation for LLM Fine-tuning: Offline Selection and " \
                "Online Self-Refining Generation, arXiv:2511.21056 (direct-mixing baseline)"
+    canary = True
     needs = frozenset()
     handles = frozenset({"cuda"})
     hyperparameters = {

@@ -141,6 +141,11 @@ class Solver:
     #: reference configurations (the ``reference`` ruleset): problem family or instance name ->
     #: :class:`Reference`; an instance's entry wins over its family's
     references: ClassVar[Mapping[str, Reference]] = {}
+    #: a canary does no bilevel work on purpose (x frozen, or moved without any oracle call);
+    #: it is shown as a reference line, never ranked (protocol v3, DESIGN.md; records carry it
+    #: as ``solver.canary``). No canary may reach an instance's final target or top rungs
+    #: (tests/test_canaries.py).
+    canary: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -289,6 +294,8 @@ def validate_solver_class(cls: Any) -> list[str]:
                 problems.append(f"default of {key!r} ({spec.default!r}) lies outside its space")
             elif check_hyperparameter(spec, key, spec.default):
                 problems.append("the default " + check_hyperparameter(spec, key, spec.default))
+    if not isinstance(getattr(cls, "canary", False), bool):
+        problems.append(f"`canary` must be True or False, got {cls.canary!r}")
     requires = getattr(cls, "requires", {})
     if not (isinstance(requires, Mapping)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in requires.items())):
