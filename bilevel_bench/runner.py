@@ -93,9 +93,16 @@ class RunTask:
         return 3 * seconds + 60.0 if seconds is not None else 600.0
 
     def run_id(self) -> str:
-        """Stable identity of the run: same task on the same hardware class -> same id."""
+        """Stable identity of the run: same task on the same hardware class and the same
+        version of the problem family -> same id (a new version is a new run: resume re-runs
+        it instead of keeping a record of other data or another target)."""
+        try:
+            problem_version = registry.get_problem(self.problem).family.version
+        except Exception:  # unknown or broken problem: its run ends as an error record
+            problem_version = "unknown"
         identity = {
-            "problem": self.problem, "solver": self.solver, "seed": self.seed,
+            "problem": self.problem, "problem_version": problem_version,
+            "solver": self.solver, "seed": self.seed,
             "hyperparameters": self.hyperparameters, "device": self.device,
             "budget": asdict(self.resolved_budget()), "ruleset": self.ruleset,
             "dtype": self.dtype, "threads": self.threads,
@@ -186,6 +193,7 @@ def describe_solver(cls: type[Solver], spec: str, hyperparameters: dict[str, Any
         "spec": source.get("spec", spec),
         "hyperparameters": {**cls.defaults(), **hyperparameters},
         "needs": sorted(cls.needs), "handles": sorted(cls.handles),
+        "canary": bool(cls.canary),  # does no bilevel work: a reference line, never ranked
         "source": source, "source_sha256": source.get("sha256"),
     }
 

@@ -298,3 +298,20 @@ def test_workers_start_from_the_fork_server_with_the_orchestrators_environment(m
         served = executors._forkserver_threads
         assert executors.worker_context(served).get_start_method() == "forkserver"
         assert executors.worker_context(served + 1).get_start_method() == "spawn"
+
+
+def test_a_new_problem_version_is_a_new_run(monkeypatch):
+    """Resume skips recorded run ids: a version bump (new data or target) must change the id,
+    or an upgraded instance would keep the records of the old one."""
+    from bilevel_bench.registry import get_problem
+
+    task = RunTask("quadratic-small", "aid-cg", budget=FAST)
+    before = task.run_id()
+    monkeypatch.setattr(get_problem("quadratic-small").family, "version", "99")
+    assert task.run_id() != before
+
+
+def test_records_say_whether_the_solver_is_a_canary():
+    canary = run("direct-mixing", "quadratic-small", budget=Budget(seconds=None, iterations=2))
+    real = run("aid-cg", "quadratic-small", budget=Budget(seconds=None, iterations=2))
+    assert canary["solver"]["canary"] is True and real["solver"]["canary"] is False
