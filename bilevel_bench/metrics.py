@@ -182,11 +182,57 @@ def mean_ranks(costs: np.ndarray) -> np.ndarray:
     return instance_ranks(costs).mean(axis=-2)
 
 
-def tie_ranks(lower: Sequence[float], upper: Sequence[float]) -> list[int]:
-    """Rank labels that show ties: ``1 + #{j : lower[j] > upper[i]}`` (higher is better).
-    Solvers whose intervals overlap share a label."""
-    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-    return [1 + int((lower > u).sum()) for u in upper]
+def lex_compare(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Lexicographic comparison of score vectors along the last axis (higher is better):
+    ``sign(a_c - b_c)`` at the first component c where they differ by more than ``tol``, 0 where
+    none does; +1 means a is ahead. Broadcasts over leading axes."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    sign = np.where(np.abs(diff) > tol, np.sign(diff), 0.0)
+    first = (sign != 0).argmax(axis=-1)[..., None]
+    return np.take_along_axis(sign, first, axis=-1)[..., 0]
+
+
+def holm(pvalues: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down correction: with the m p-values sorted, ``p_(1) <= ... <= p_(m)``,
+    reject ``H_(1) .. H_(k)`` for the largest k such that ``p_(l) <= alpha / (m - l + 1)``
+    for every l <= k (family-wise error rate <= alpha). Boolean mask of the rejections."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    ok = p[order] <= alpha / (len(p) - np.arange(len(p)))
+    rejected = np.zeros(len(p), dtype=bool)
+    rejected[order[:len(p) if ok.all() else int(ok.argmin())]] = True
+    return rejected
+
+
+def replicates_for(pairs: int, alpha: float) -> int:
+    """The fewest bootstrap replicates B with which a pair separated in every replicate
+    (``p = 1 / (B + 1)``) passes Holm's first step among ``pairs`` comparisons at ``alpha``."""
+    return math.ceil(pairs / alpha) if pairs else 0
+
+
+def paired_labels(point: np.ndarray, replicates: np.ndarray, alpha: float = 0.05,
+                  tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Rank labels from paired comparisons. ``point[s]`` is solver s's score vector (compared
+    lexicographically, :func:`lex_compare`), ``replicates[b, s]`` its b-th bootstrap replicate,
+    drawn with the *same* resampling for every solver (so ``replicates[:, j] - replicates[:, i]``
+    is a bootstrap of the paired differences). For each pair with j ahead of i in ``point``,
+    the one-sided p-value of "j is not ahead of i" is ``(1 + #{b : j not ahead of i in
+    replicate b}) / (B + 1)``; Holm's correction (:func:`holm`) runs over all these pairs at
+    ``alpha``. Label of i: ``1 + #{j significantly ahead of i}``; identical solvers never
+    separate. Without replicates (B = 0) no pair is tested: ``1 + #{j ahead of i}``. Returns
+    the labels (S,) and the p-values (S x S; ``[j, i]``, NaN where j is not ahead of i)."""
+    point = np.asarray(point, dtype=float).reshape(len(point), -1)
+    n = len(point)
+    ahead = lex_compare(point[:, None], point[None, :], tol) > 0  # [j, i]: j ahead of i
+    pvalues = np.full((n, n), np.nan)
+    j, i = np.nonzero(ahead)
+    if not len(replicates) or not len(j):
+        return 1 + ahead.sum(axis=0), pvalues
+    reps = np.asarray(replicates, dtype=float).reshape(len(replicates), n, -1)
+    behind = (lex_compare(reps[:, j], reps[:, i], tol) <= 0).sum(axis=0)
+    pvalues[j, i] = (1 + behind) / (len(reps) + 1)
+    rejected = holm(pvalues[j, i], alpha)
+    return 1 + np.bincount(i[rejected], minlength=n), pvalues
 
 
 # ----------------------------------------------------------------- costs from records
@@ -201,17 +247,37 @@ def run_costs(frame: pd.DataFrame, clock: str) -> pd.Series:
 
 @dataclass
 class CostCube:
-    """Run costs laid out for scoring: ``runs[p, s, k]`` is the cost of the k-th run of solver s
-    on instance p (padded with NaN), ``counts[p, s]`` the number of runs."""
+    """Run values laid out for scoring: ``runs[p, s, k]`` is the value (a cost, or a ladder
+    area) of the k-th run of solver s on instance p (padded with NaN), ``counts[p, s]`` the
+    number of runs; runs are ordered by seed inside a cell and ``seeds`` holds them (NaN
+    padding; ``None`` for a frame without seeds). A ladder cube also holds ``solved``: 1.0 where
+    the run reached its instance's final target, else 0.0."""
 
     instances: list[tuple[str, str]]
     solvers: list[str]
     runs: np.ndarray
     counts: np.ndarray
+    seeds: np.ndarray | None = None
+    solved: np.ndarray | None = None
 
     def costs(self) -> np.ndarray:
         """The (instances x solvers) matrix of median costs (``+inf`` without runs)."""
         return _padded_median(self.runs, self.counts)
+
+    def partners(self) -> np.ndarray:
+        """``(instances x solvers)``: for each cell, the first solver that ran exactly the same
+        seeds on that instance (the solver itself if none did, or without seeds). Cells with
+        the same partner are resampled together, seed by seed (a paired bootstrap)."""
+        n_inst, n_solv = self.counts.shape
+        own = np.broadcast_to(np.arange(n_solv), (n_inst, n_solv))
+        if self.seeds is None or not self.counts.size:
+            return own.copy()
+        keys = np.concatenate([np.repeat(np.arange(n_inst), n_solv)[:, None],
+                               self.counts.reshape(-1, 1),
+                               np.nan_to_num(self.seeds, nan=-np.inf).reshape(n_inst * n_solv, -1)],
+                              axis=1)
+        _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return (first[group.reshape(-1)] % n_solv).reshape(n_inst, n_solv)
 
 
 def cost_cube(frame: pd.DataFrame, clock: str,
@@ -225,9 +291,10 @@ def cost_cube(frame: pd.DataFrame, clock: str,
 
 def _cube(frame: pd.DataFrame, values: Sequence[float],
           instances: Sequence[tuple[str, str]] | None,
-          solvers: Sequence[str] | None) -> CostCube:
-    """Lay one value per run (``values``, aligned with ``frame``'s rows) out as
-    ``runs[instance, solver, k]``, NaN-padded, with the run counts."""
+          solvers: Sequence[str] | None, solved: Sequence[float] | None = None) -> CostCube:
+    """Lay one value per run (``values``, aligned with ``frame``'s rows; ``solved`` likewise)
+    out as ``runs[instance, solver, k]``, NaN-padded and ordered by seed, with the run
+    counts and seeds."""
     problem = frame["problem"].tolist() if len(frame) else []
     version = frame["problem_version"].tolist() if len(frame) else []
     if instances is None:
@@ -235,27 +302,39 @@ def _cube(frame: pd.DataFrame, values: Sequence[float],
     if solvers is None:
         solvers = sorted(frame["solver"].unique()) if len(frame) else []
     instances, solvers = [tuple(i) for i in instances], list(solvers)
-    runs = np.full((len(instances), len(solvers), 1), np.nan)
+    empty = np.full((len(instances), len(solvers), 1), np.nan)
     counts = np.zeros((len(instances), len(solvers)), dtype=int)
+    out = CostCube(instances, solvers, empty, counts, None,
+                   None if solved is None else empty.copy())
     if not (len(frame) and instances and solvers):
-        return CostCube(instances, solvers, runs, counts)
+        return out
     at = {inst: i for i, inst in enumerate(instances)}
     i = np.array([at.get(key, -1) for key in zip(problem, version, strict=True)], dtype=int)
     j = pd.Index(solvers).get_indexer(frame["solver"])
     keep = np.flatnonzero((i >= 0) & (j >= 0))
     if not keep.size:
-        return CostCube(instances, solvers, runs, counts)
-    # each (instance, solver) bucket holds its runs in frame order
+        return out
+    # each (instance, solver) bucket holds its runs by seed (then in frame order)
     cell = i[keep] * len(solvers) + j[keep]
-    order = np.argsort(cell, kind="stable")
+    seed = (pd.to_numeric(frame["seed"], errors="coerce").to_numpy(dtype=float)
+            if "seed" in frame else None)
+    order = np.lexsort((seed[keep], cell)) if seed is not None else \
+        np.argsort(cell, kind="stable")
     cell, rows = cell[order], keep[order]
     starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
     sizes = np.diff(np.r_[starts, len(cell)])
     slot = np.arange(len(cell)) - np.repeat(starts, sizes)
-    runs = np.full((len(instances), len(solvers), int(sizes.max())), np.nan)
-    runs[cell // len(solvers), cell % len(solvers), slot] = np.asarray(values, dtype=float)[rows]
+    shape = (len(instances), len(solvers), int(sizes.max()))
+    at_slot = (cell // len(solvers), cell % len(solvers), slot)
+
+    def lay(per_run: Sequence[float] | np.ndarray) -> np.ndarray:
+        laid = np.full(shape, np.nan)
+        laid[at_slot] = np.asarray(per_run, dtype=float)[rows]
+        return laid
+
     counts.flat[cell[starts]] = sizes
-    return CostCube(instances, solvers, runs, counts)
+    return CostCube(instances, solvers, lay(values), counts,
+                    None if seed is None else lay(seed), None if solved is None else lay(solved))
 
 
 def nan_quantile(values: np.ndarray, q: float | Sequence[float], axis: int = -1) -> np.ndarray:
@@ -282,10 +361,22 @@ def _padded_median(runs: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- ranking with intervals
+def _draw(rng: np.random.Generator, shape: tuple[int, ...], counts: np.ndarray,
+          partners: np.ndarray) -> np.ndarray:
+    """Run indices (``shape`` = (..., P, S, width)) of one seed-level resample per cell: slot k
+    of cell (p, s) draws run ``floor(u * counts[p, s])`` of it, the uniform u being shared by
+    the cells with the same partner (:meth:`CostCube.partners`: the same seeds, ordered), so
+    that their runs are drawn in pairs, seed by seed."""
+    u = rng.random(shape)
+    u = np.take_along_axis(u, np.broadcast_to(partners[..., None], shape), axis=-2)
+    return np.multiply(u, counts[..., None], out=u).astype(np.intp)
+
+
 def bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0, tau_max: float = TAU_MAX,
               chunk: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap replicates ``(scores, mean_ranks)``, each (n_boot x solvers): instances are
-    resampled with replacement, then each solver's runs inside each drawn instance."""
+    resampled with replacement (the same draw for every solver), then the runs inside each
+    drawn instance (paired by seed, :func:`_draw`)."""
     rng = np.random.default_rng(seed)
     n_inst, n_solv, width = cube.runs.shape
     scores = np.empty((n_boot, n_solv))
@@ -293,11 +384,12 @@ def bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0, tau_max: float 
     if n_inst == 0 or n_solv == 0:
         return scores * np.nan, ranks * np.nan
     slot = np.arange(width)
+    partners = cube.partners()
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         pick = rng.integers(0, n_inst, size=(b, n_inst))
         counts = cube.counts[pick]  # (b, P, S)
-        draw = np.floor(rng.random((b, n_inst, n_solv, width)) * counts[..., None]).astype(int)
+        draw = _draw(rng, (b, n_inst, n_solv, width), counts, partners[pick])
         sample = np.take_along_axis(cube.runs[pick], draw, axis=-1)
         sample = np.where(slot < counts[..., None], sample, np.nan)
         costs = _padded_median(sample, counts)
@@ -306,41 +398,73 @@ def bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0, tau_max: float 
     return scores, ranks
 
 
+def _replicates(point: np.ndarray, n_boot: int, alpha: float) -> int:
+    """How many bootstrap replicates a ranking draws: ``n_boot``, raised where needed so that
+    the paired tests of its pairs can pass Holm's correction (:func:`replicates_for`); 0
+    stays 0 (no test)."""
+    if not n_boot:
+        return 0
+    point = np.asarray(point, dtype=float).reshape(len(point), -1)
+    pairs = int((lex_compare(point[:, None], point[None, :]) > 0).sum())
+    return max(n_boot, replicates_for(pairs, alpha))
+
+
+def _intervals(point: np.ndarray, replicates: np.ndarray, confidence: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval (lo, hi) per column; the point itself without replicates."""
+    if not len(replicates) or not np.isfinite(replicates).any():
+        return point, point
+    alpha = (1.0 - confidence) / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(replicates, [alpha, 1 - alpha], axis=0)
+    return lo, hi
+
+
+def _labelled(table: pd.DataFrame, keys: list[str], replicates: np.ndarray,
+              confidence: float, columns: list[str]) -> pd.DataFrame:
+    """Add ``rank`` (:func:`paired_labels` of the ``keys`` columns, compared in that order,
+    with their replicates ``(B, S, len(keys))``; Holm at ``1 - confidence``) and ``tied`` to a
+    ranking table, and order it by its point estimates: ``keys`` lexicographically (higher
+    first), then mean rank and name."""
+    point = table[keys].to_numpy(dtype=float)
+    table["rank"], _ = paired_labels(np.nan_to_num(point, nan=-np.inf),
+                                     np.nan_to_num(replicates, nan=-np.inf), 1.0 - confidence)
+    table["tied"] = table["rank"].map(table["rank"].value_counts()) > 1
+    order = table.assign(**{f"_{k}": table[k].round(9) for k in keys})
+    order = order.sort_values([f"_{k}" for k in keys] + ["mean_rank", "solver"],
+                              ascending=[False] * len(keys) + [True, True], kind="stable")
+    return table.loc[order.index, columns].reset_index(drop=True)
+
+
 def ranking(frame: pd.DataFrame, clock: str, *,
             instances: Sequence[tuple[str, str]] | None = None,
             solvers: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
             confidence: float = 0.95, tau_max: float = TAU_MAX) -> tuple[pd.DataFrame, CostCube]:
-    """The ranking table of one comparable set of runs on one clock, best first: ``rank``
-    (tie-aware label), ``tied``, ``score`` with ``score_lo``/``score_hi``, ``mean_rank`` with
-    ``mean_rank_lo``/``mean_rank_hi``, ``solved`` (instances with a finite cost) and
-    ``instances``. Also returns the :class:`CostCube` it was computed from. Canaries
-    (:func:`canary_rows`) are never ranked: their runs are left out."""
+    """The ranking table of one comparable set of runs on one clock by the integrated profile
+    score, best first: ``rank`` (:func:`paired_labels` on the bootstrap replicates), ``tied``,
+    ``score`` with ``score_lo``/``score_hi``, ``mean_rank`` with ``mean_rank_lo``/
+    ``mean_rank_hi``, ``solved`` (instances with a finite cost) and ``instances``. Also returns
+    the :class:`CostCube` it was computed from. Canaries (:func:`canary_rows`) are never ranked:
+    their runs are left out."""
     frame = without_canaries(frame)
     cube = cost_cube(frame, clock, instances, solvers)
     costs = cube.costs()
     score = profile_score(performance_ratios(costs), tau_max)
     rank = mean_ranks(costs) if len(cube.instances) else np.full(len(cube.solvers), np.nan)
-    boot_s, boot_r = bootstrap(cube, n_boot=n_boot, seed=seed, tau_max=tau_max)
-    alpha = (1.0 - confidence) / 2.0
-    if n_boot and len(cube.instances):
-        s_lo, s_hi = np.quantile(boot_s, [alpha, 1 - alpha], axis=0)
-        r_lo, r_hi = np.quantile(boot_r, [alpha, 1 - alpha], axis=0)
-    else:
-        s_lo = s_hi = score
-        r_lo = r_hi = rank
+    n_rep = _replicates(score, n_boot, 1.0 - confidence) if len(cube.instances) else 0
+    boot_s, boot_r = bootstrap(cube, n_boot=n_rep, seed=seed, tau_max=tau_max)
+    s_lo, s_hi = _intervals(score, boot_s, confidence)
+    r_lo, r_hi = _intervals(rank, boot_r, confidence)
     table = pd.DataFrame({
         "solver": cube.solvers, "score": score, "score_lo": s_lo, "score_hi": s_hi,
         "mean_rank": rank, "mean_rank_lo": r_lo, "mean_rank_hi": r_hi,
         "solved": np.isfinite(costs).sum(axis=0) if len(cube.instances) else 0,
         "instances": len(cube.instances),
     })
-    table["rank"] = tie_ranks(table["score_lo"], table["score_hi"])
-    table["tied"] = table["rank"].map(table["rank"].value_counts()) > 1
-    table = table.sort_values(["rank", "score", "mean_rank", "solver"],
-                              ascending=[True, False, True, True], kind="stable")
     columns = ["rank", "tied", "solver", "score", "score_lo", "score_hi", "mean_rank",
                "mean_rank_lo", "mean_rank_hi", "solved", "instances"]
-    return table[columns].reset_index(drop=True), cube
+    return _labelled(table, ["score"], boot_s[..., None], confidence, columns), cube
 
 
 # ----------------------------------------------------------------- target ladders (ECDF)
@@ -424,64 +548,72 @@ def ladder_cube(frame: pd.DataFrame, clock: str,
                 instances: Sequence[tuple[str, str]] | None = None,
                 solvers: Sequence[str] | None = None) -> CostCube:
     """Per-run ECDF areas (:func:`run_areas`, higher is better) laid out like a
-    :class:`CostCube` (``runs[p, s, k]``, NaN-padded). The caller selects comparable runs."""
+    :class:`CostCube` (``runs[p, s, k]``, NaN-padded, by seed), with ``solved`` (1.0 where the
+    run reached its final target: ``converged``). The caller selects comparable runs."""
     low, high = ecdf_axis(frame, clock)
+    solved = frame["converged"].fillna(False).astype(bool).astype(float).tolist() \
+        if len(frame) else []
     return _cube(frame, run_areas(rung_costs(frame, clock), low, high).tolist(), instances,
-                 solvers)
+                 solvers, solved)
 
 
-def _ladder_scores(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From the sums (..., P, S) of each cell's run areas and its run counts: (instance means
-    (..., P, S): mean over a solver's runs, NaN where it has none; solver scores (..., S): mean
-    over the instances it ran)."""
-    with np.errstate(invalid="ignore"):
-        per_instance = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        ran = (counts > 0).sum(axis=-2)
-        score = np.where(ran > 0, np.nansum(per_instance, axis=-2) / np.maximum(ran, 1), np.nan)
-    return per_instance, score
+def _cell_means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean of each (instance, solver) cell's runs from their sums: ``sums / counts``, and 0
+    for a cell without runs (an instance not run counts as nothing)."""
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
 
 
-def _ladder_mean_ranks(per_instance: np.ndarray) -> np.ndarray:
-    """Mean over instances of each solver's rank (1 = largest area; ties share average ranks)
-    among the solvers that ran the instance."""
-    filled = np.where(np.isnan(per_instance), -np.inf, per_instance)
-    ranks = rankdata(-filled, method="average", axis=-1)
-    ranks = np.where(np.isnan(per_instance), np.nan, ranks)
-    if not ranks.shape[-2]:
-        return ranks.sum(axis=-2)
-    with warnings.catch_warnings():  # a solver with no instance: NaN, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(ranks, axis=-2)
+def _instance_ranks(solved: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Rank of each solver on each instance (..., P, S) by (solved fraction, ECDF area)
+    lexicographically (1 = best, ties share the average rank): the key ``2 * dense rank of
+    the solved fraction + area`` orders exactly so, since area lies in [0, 1]."""
+    key = 2.0 * rankdata(solved, method="dense", axis=-1) + area
+    return rankdata(-key, method="average", axis=-1)
 
 
-def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0,
-                     chunk: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap replicates ``(scores, mean_ranks)`` of the ladder areas, each (n_boot x
-    solvers): instances resampled with replacement, then each solver's runs inside each."""
-    rng = np.random.default_rng(seed)
+def _cell_pool(cube: CostCube, n: int, rng: np.random.Generator, chunk: int = 200
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` seed-level resamples of every (instance, solver) cell: the (n x P x S) means of
+    ``solved`` and of the area over the cell's runs drawn with replacement (paired by seed,
+    :func:`_draw`), 0 for a cell without runs."""
     n_inst, n_solv, width = cube.runs.shape
-    scores = np.full((n_boot, n_solv), np.nan)
-    ranks = np.full((n_boot, n_solv), np.nan)
-    if n_inst == 0 or n_solv == 0:
-        return scores, ranks
-    slot = np.arange(width)
-    flat, cell = cube.runs.reshape(-1), np.arange(n_solv) * width
+    partners, counts = cube.partners(), cube.counts
+    base = ((np.arange(n_inst)[:, None] * n_solv + np.arange(n_solv)) * width)[..., None]
+    past = np.arange(width) >= counts[..., None]  # slots past a cell's runs add 0
+    solved = cube.solved if cube.solved is not None else np.zeros_like(cube.runs)
+    pools = np.empty((2, n, n_inst, n_solv))
+    for start in range(0, n, chunk):
+        b = min(chunk, n - start)
+        draw = _draw(rng, (b, n_inst, n_solv, width), counts, partners) + base
+        for k, values in enumerate((solved, cube.runs)):
+            sample = values.reshape(-1)[draw]
+            sample[np.broadcast_to(past, sample.shape)] = 0.0
+            pools[k, start:start + b] = _cell_means(sample.sum(axis=-1), counts)
+    return pools[0], pools[1]
+
+
+def ladder_bootstrap(cube: CostCube, n_boot: int = 1000, seed: int = 0, pool: int = 1000,
+                     chunk: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap replicates ``(solved fractions, areas, mean ranks)`` of the ladder scores over
+    the union of the cube's instances, each (n_boot x solvers), with one resampling for every
+    solver (so that differences between solvers are paired): instances are drawn with
+    replacement, and each drawn instance takes one of ``min(n_boot, pool)`` seed-level
+    resamples of that instance (:func:`_cell_pool`; runs paired by seed where solvers ran the
+    same seeds), drawn at random."""
+    rng = np.random.default_rng(seed)
+    n_inst, n_solv, _ = cube.runs.shape
+    out = np.full((3, n_boot, n_solv), np.nan)
+    if n_boot == 0 or n_inst == 0 or n_solv == 0:
+        return out[0], out[1], out[2]
+    solved, area = _cell_pool(cube, min(n_boot, pool), rng)
+    pools = (solved, area, _instance_ranks(solved, area))
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         pick = rng.integers(0, n_inst, size=(b, n_inst))
-        counts = cube.counts[pick]
-        # slot k of cell (pick, s) draws run floor(u * count) of it (truncation: u >= 0)
-        u = rng.random((b, n_inst, n_solv, width))
-        draw = np.multiply(u, counts[..., None], out=u).astype(np.intp)
-        draw += (pick[..., None] * (n_solv * width) + cell)[..., None]
-        sample = flat[draw]
-        if (counts < width).any():  # slots past a cell's count add 0 (as nansum of padding)
-            sample[slot >= counts[..., None]] = 0.0
-        with np.errstate(invalid="ignore"):
-            per_instance, score = _ladder_scores(sample.sum(axis=-1), counts)
-            scores[start:start + b] = score
-            ranks[start:start + b] = _ladder_mean_ranks(per_instance)
-    return scores, ranks
+        which = rng.integers(0, len(solved), size=(b, n_inst))
+        for k, values in enumerate(pools):
+            out[k, start:start + b] = values[which, pick].mean(axis=1)
+    return out[0], out[1], out[2]
 
 
 def ladder_ranking(frame: pd.DataFrame, clock: str, *,
@@ -489,30 +621,37 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
                    solvers: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
                    confidence: float = 0.95, include_canaries: bool = False
                    ) -> tuple[pd.DataFrame, CostCube]:
-    """The ranking of one comparable set of runs by the area under the target-ladder ECDF
-    (:func:`run_areas`; mean over the instances a solver ran, each instance weighted
-    equally), best first, with the columns of :func:`ranking`: ``rank`` (1 + the number of
-    solvers whose score interval lies entirely above), ``tied``, ``score`` [lo, hi],
-    ``mean_rank`` [lo, hi], ``solved`` (instances whose final target more than half the seeds
-    reach), ``rungs_reached`` (fraction of (run, rung) pairs reached) and ``instances`` (that
-    the solver ran). Also returns the :class:`CostCube` of per-run areas. Canaries
-    (:func:`canary_rows`) are never ranked: their runs are left out unless
-    ``include_canaries`` (the scores of their reference lines)."""
+    """The ranking of one comparable set of runs over the union of its instances (``instances``,
+    default: every instance in the frame), best first. Per solver: ``solved_fraction``, the
+    mean over instances of the fraction of its runs (seeds) that reach the final target, and
+    ``score``, the mean over instances of its runs' mean ECDF area (:func:`run_areas`); an
+    instance it did not run counts 0 in both. Solvers are ordered by solved fraction, then area
+    (lexicographically: never reaching a final target cannot outrank reaching it). ``rank``:
+    :func:`paired_labels` on :func:`ladder_bootstrap`'s replicates of (solved fraction, area),
+    Holm at ``1 - confidence``; ``tied``; ``[lo, hi]`` percentile intervals of both scores and
+    of ``mean_rank`` (the mean over instances of the per-instance rank by the same order);
+    ``solved`` (instances whose final target more than half the seeds reach),
+    ``rungs_reached`` (fraction of the (run, rung) pairs reached), ``instances`` (that the
+    solver ran) and ``instances_total`` (the union). Also returns the :class:`CostCube` of
+    per-run areas. Canaries (:func:`canary_rows`) are never ranked: their runs are left out
+    unless ``include_canaries`` (the scores of their reference lines)."""
     if not include_canaries:
         frame = without_canaries(frame)
     cube = ladder_cube(frame, clock, instances, solvers)
-    per_instance, score = _ladder_scores(np.nansum(cube.runs, axis=-1), cube.counts)
-    rank = _ladder_mean_ranks(per_instance)
-    boot_s, boot_r = ladder_bootstrap(cube, n_boot=n_boot, seed=seed)
-    alpha = (1.0 - confidence) / 2.0
-    if n_boot and len(cube.instances):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            s_lo, s_hi = np.nanquantile(boot_s, [alpha, 1 - alpha], axis=0)
-            r_lo, r_hi = np.nanquantile(boot_r, [alpha, 1 - alpha], axis=0)
+    n_inst, n_solv = cube.counts.shape
+    solved_cells = _cell_means(np.nansum(cube.solved, axis=-1), cube.counts)
+    area_cells = _cell_means(np.nansum(cube.runs, axis=-1), cube.counts)
+    if n_inst:
+        solved, score = solved_cells.mean(axis=0), area_cells.mean(axis=0)
+        rank = _instance_ranks(solved_cells, area_cells).mean(axis=0)
     else:
-        s_lo = s_hi = score
-        r_lo = r_hi = rank
+        solved = score = rank = np.full(n_solv, np.nan)
+    point = np.stack([solved, score], axis=1)
+    n_rep = _replicates(point, n_boot, 1.0 - confidence) if n_inst else 0
+    boot_f, boot_s, boot_r = ladder_bootstrap(cube, n_boot=n_rep, seed=seed)
+    f_lo, f_hi = _intervals(solved, boot_f, confidence)
+    s_lo, s_hi = _intervals(score, boot_s, confidence)
+    r_lo, r_hi = _intervals(rank, boot_r, confidence)
     final = cost_cube(frame, clock, cube.instances, cube.solvers).costs()
     reached = {}
     if len(frame):
@@ -524,24 +663,26 @@ def ladder_ranking(frame: pd.DataFrame, clock: str, *,
                    for name, h, n in zip(totals.index, totals["hit"], totals["rungs"],
                                          strict=True)}
     table = pd.DataFrame({
-        "solver": cube.solvers, "score": score, "score_lo": s_lo, "score_hi": s_hi,
+        "solver": cube.solvers, "solved_fraction": solved, "solved_fraction_lo": f_lo,
+        "solved_fraction_hi": f_hi, "score": score, "score_lo": s_lo, "score_hi": s_hi,
         "mean_rank": rank, "mean_rank_lo": r_lo, "mean_rank_hi": r_hi,
-        "solved": np.isfinite(final).sum(axis=0) if len(cube.instances) else 0,
+        "solved": np.isfinite(final).sum(axis=0) if n_inst else 0,
         "rungs_reached": [reached.get(s, np.nan) for s in cube.solvers],
-        "instances": (cube.counts > 0).sum(axis=0) if len(cube.instances) else 0,
+        "instances": (cube.counts > 0).sum(axis=0) if n_inst else 0,
+        "instances_total": n_inst,
     })
-    table["rank"] = tie_ranks(table["score_lo"].fillna(-np.inf), table["score_hi"].fillna(-np.inf))
-    table["tied"] = table["rank"].map(table["rank"].value_counts()) > 1
-    table = table.sort_values(["rank", "score", "mean_rank", "solver"],
-                              ascending=[True, False, True, True], kind="stable")
-    columns = ["rank", "tied", "solver", "score", "score_lo", "score_hi", "mean_rank",
-               "mean_rank_lo", "mean_rank_hi", "solved", "rungs_reached", "instances"]
-    return table[columns].reset_index(drop=True), cube
+    columns = ["rank", "tied", "solver", "solved_fraction", "solved_fraction_lo",
+               "solved_fraction_hi", "score", "score_lo", "score_hi", "mean_rank",
+               "mean_rank_lo", "mean_rank_hi", "solved", "rungs_reached", "instances",
+               "instances_total"]
+    return _labelled(table, ["solved_fraction", "score"], np.stack([boot_f, boot_s], axis=-1),
+                     confidence, columns), cube
 
 
 def ecdf(frame: pd.DataFrame, clock: str, budgets: Sequence[float]) -> dict[str, np.ndarray]:
     """Per solver, the fraction of (instance, rung) pairs reached within each budget (runs
-    averaged per instance, instances weighted equally): the curves of the ECDF plot."""
+    averaged per instance, instances weighted equally, over the union of the frame's instances:
+    one not run counts 0, as in :func:`ladder_ranking`): the curves of the ECDF plot."""
     budgets = np.asarray(budgets, dtype=float)
     if frame.empty:
         return {}
@@ -562,6 +703,6 @@ def ecdf(frame: pd.DataFrame, clock: str, budgets: Sequence[float]) -> dict[str,
     per_instance = np.add.reduceat(fractions[order], starts, axis=0) / sizes[:, None]
     owner = keys[starts, 0]
     first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    counts = np.diff(np.r_[first, len(owner)])
-    curves = np.add.reduceat(per_instance, first, axis=0) / counts[:, None]
+    union = len(np.unique(keys[:, 1:], axis=0))
+    curves = np.add.reduceat(per_instance, first, axis=0) / union
     return {str(solver[1][owner[i]]): curves[k] for k, i in enumerate(first)}

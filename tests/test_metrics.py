@@ -13,14 +13,16 @@ import pytest
 from bilevel_bench.metrics import (
     TAU_MAX,
     cost_cube,
+    holm,
+    lex_compare,
     mean_ranks,
     nan_quantile,
+    paired_labels,
     per_instance,
     performance_profile,
     performance_ratios,
     profile_score,
     ranking,
-    tie_ranks,
 )
 
 INF = math.inf
@@ -67,11 +69,28 @@ def test_mean_ranks_share_ties():
     assert mean_ranks(COSTS).tolist() == pytest.approx([4.5 / 3, 5.5 / 3, 8 / 3])
 
 
-def test_tie_ranks_overlapping_intervals_share_a_label():
-    # A [0.8, 0.9] and B [0.7, 0.85] overlap; C [0.6, 0.75] lies below A but overlaps B
-    assert tie_ranks([0.8, 0.7, 0.6], [0.9, 0.85, 0.75]) == [1, 1, 2]
-    assert tie_ranks([0.5, 0.5], [0.5, 0.5]) == [1, 1]  # equal points are a tie
-    assert tie_ranks([0.8, 0.1, 0.0], [0.9, 0.2, 0.05]) == [1, 2, 3]
+def test_paired_labels_count_solvers_significantly_ahead_after_holm():
+    # replicates of three solvers' scores drawn with one resampling: A is ahead of C in every
+    # replicate, A and B swap places in a third of them, B is ahead of C in every one
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.01, size=(300, 1))
+    reps = np.hstack([0.9 + noise, 0.9 + noise + np.tile([0.05, -0.05, 0.02], 100)[:, None],
+                      0.5 + noise])
+    labels, p = paired_labels(np.array([0.9, 0.91, 0.5]), reps[..., None], alpha=0.05)
+    assert labels.tolist() == [1, 1, 3]
+    assert p[0, 2] == p[1, 2] == 1 / 301 and p[1, 0] == pytest.approx(101 / 301)
+    assert np.isnan(p[0, 1]) and np.isnan(p[2, 0])  # only pairs in point order are tested
+    # no replicates: no test, 1 + the number of solvers ahead
+    assert paired_labels(np.array([0.9, 0.91, 0.5]), np.empty((0, 3)))[0].tolist() == [2, 1, 3]
+
+
+def test_holm_and_lexicographic_comparison():
+    # sorted 0.01 <= 0.05/3, 0.02 <= 0.05/2, 0.06 > 0.05/1: stops after two
+    assert holm(np.array([0.06, 0.01, 0.02]), 0.05).tolist() == [False, True, True]
+    assert holm(np.array([0.03, 0.03]), 0.05).tolist() == [False, False]  # 0.03 > 0.05/2
+    assert holm(np.array([0.02, 0.04]), 0.05).tolist() == [True, True]  # 0.04 <= 0.05/1
+    assert lex_compare(np.array([[1.0, 0.0], [0.5, 0.9], [0.5, 0.9]]),
+                       np.array([[0.9, 1.0], [0.5, 0.1], [0.5, 0.9]])).tolist() == [1, 1, 0]
 
 
 def test_cost_is_median_over_seeds_with_failures_infinite():

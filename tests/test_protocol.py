@@ -104,13 +104,14 @@ def test_partial_progress_separates_solvers_that_all_miss_the_final_target():
     assert table.loc[0, "score"] == pytest.approx(fast)
 
 
-def test_a_solver_is_scored_only_on_the_instances_it_ran():
+def test_a_solver_is_scored_over_the_union_of_instances():
     rows = [("p1", "a", 0, [10.0]), ("p2", "a", 0, [10.0]),
-            ("p1", "b", 0, [10.0])]  # b never ran p2: not a failure there
+            ("p1", "b", 0, [10.0])]  # b never ran p2: it counts 0 there (protocol v3)
     table, _ = ladder_ranking(_frame(rows), "oracles", n_boot=50)
     scores = dict(zip(table["solver"], table["score"], strict=True))
-    assert scores["a"] == pytest.approx(scores["b"])
+    assert scores["b"] == pytest.approx(scores["a"] / 2)
     assert dict(zip(table["solver"], table["instances"], strict=True)) == {"a": 2, "b": 1}
+    assert table["instances_total"].tolist() == [2, 2]
 
 
 def test_ecdf_curves():

@@ -3,11 +3,14 @@
 A :class:`View` never mixes budgets, rulesets or problem versions (the newest version of each
 problem is ranked; older ones stay on the problem pages); the oracle-cost clock pools hardware
 classes (oracle counts do not depend on the machine), the solver-time clock is one panel per
-hardware class. A solver is scored on the instances it ran only (:func:`ladder_ranking`); the
+hardware class. Every solver is scored over the union of the panel's instances
+(:func:`ladder_ranking`: an instance it did not run counts 0; the table says how many it ran),
+ordered by solved fraction then ECDF area, with rank labels from paired comparisons. The
 instance x solver matrix tells apart, per cell, *not applicable* (the solver's declared
-capabilities exclude the problem), *not run*, *failed* (budget exhausted, error, timeout, out of
-memory), *diverged* (a non-finite metric, or the solver's own verdict) and the runs that reached
-the final target. Each view carries a short summary generated from its data.
+capabilities exclude the problem), *not run* (both shown as "n/a", counting 0), *failed* (budget
+exhausted, error, timeout, out of memory), *diverged* (a non-finite metric, or the solver's own
+verdict) and the runs that reached the final target. Each view carries a short summary generated
+from its data.
 
 Problem metadata that records do not carry (the family's paper metric, the oracles it provides,
 whether f depends on x) and the set of *official* problems come from the registry
@@ -351,19 +354,20 @@ def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
                 info = solver_info.get(solver, {})
                 reason = applicability(info, problems.get((problem, version), {}),
                                        (meta or {}).get(problem) if meta else None)
-                row[f"cell:{problem}"] = f"n/a: {reason}" if reason else "not run"
+                row[f"cell:{problem}"] = f"n/a: {reason or 'not run'} (counts 0)"
         rows.append(row)
     view.matrix = Table(
         f"matrix-{view.key}", "Per instance: ECDF area (oracle clock, mean over seeds), "
-        "failed and diverged runs; n/a = the solver's declared capabilities exclude the "
-        "problem; not run = no record",
+        "failed and diverged runs; n/a: the solver's declared capabilities exclude the "
+        "problem, or it has no record there (not run); an n/a instance counts 0 in the ranking",
         [Column("solver", "Solver", link="solver_href"),
          *[Column(f"cell:{p}", p) for p, _ in view.versions]], rows)
 
 
 def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, seed: int,
            highlight: Sequence[str]) -> Panel:
-    table, _ = ladder_ranking(part, clock, n_boot=n_boot, seed=seed)
+    instances = sorted(set(zip(part["problem"], part["problem_version"], strict=True)))
+    table, _ = ladder_ranking(part, clock, instances=instances, n_boot=n_boot, seed=seed)
     stats = part.groupby("solver").agg(
         runs=("run_id", "size"), reached=("converged", "mean"),
         diverged=("outcome", lambda s: int((s == "diverged").sum())),
@@ -380,7 +384,8 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
     canaries = part[canary_rows(part)]
     shown = table.to_dict("records")
     if len(canaries):  # reference lines after the ranked solvers, never ranked
-        lines, _ = ladder_ranking(canaries, clock, n_boot=0, include_canaries=True)
+        lines, _ = ladder_ranking(canaries, clock, instances=instances, n_boot=0,
+                                  include_canaries=True)
         shown += [{**rec, "rank": CANARY_LABEL, "tied": False} for rec in
                   lines.to_dict("records")]
     rows = []
@@ -393,14 +398,22 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                      "statuses": s["statuses"], "runs": int(s["runs"]),
                      "verified": (f"{int(s['verified'])} of {int(s['runs'])} verified"
                                   if s["verified"] else "self-reported"),
-                     "final": finals.get(rec["solver"])})
+                     "final": finals.get(rec["solver"]),
+                     "ran": f"{rec['instances']} of {rec['instances_total']}"})
     unit = "oracle cost" if clock == "oracles" else f"solver CPU s, {hardware}"
     columns = [
-        Column("rank", "Rank", "rank", tip="= marks a tie: overlapping 95% score intervals"),
+        Column("rank", "Rank", "rank",
+               tip="1 + the number of solvers significantly ahead (paired bootstrap over "
+                   "instances and seeds, one-sided, Holm-corrected at 5%); = marks a tie"),
         Column("solver", "Solver", link="solver_href"),
+        Column("solved_fraction", "Solved [95% CI]", "ci", "solved_fraction_lo",
+               "solved_fraction_hi",
+               tip="fraction of (instance, seed) pairs reaching the final target, over every "
+                   "instance of the view (not run = 0); ranks first"),
         Column("score", "ECDF area [95% CI]", "ci", "score_lo", "score_hi",
-               tip="area under the target-ladder ECDF (log budget axis), mean over the "
-                   "instances the solver ran; 95% bootstrap interval"),
+               tip="area under the target-ladder ECDF (log budget axis), mean over every "
+                   "instance of the view (not run = 0); breaks ties of the solved fraction"),
+        Column("ran", "Instances run", tip="instances with a record, of the view's"),
         Column("success", "Success", "pct", tip="runs reaching the final target"),
         Column("outcomes", "Outcomes", tip="reached the final target / failed (budget, error, "
                                            "timeout, oom) / diverged, out of all runs"),
@@ -411,11 +424,11 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                                   "'diverged' when no run has a finite value"))
     columns += [
         Column("mean_rank", "Mean rank [CI]", "ci", "mean_rank_lo", "mean_rank_hi",
-               detail=True, tip="average rank by ECDF area over the instances it ran"),
+               detail=True, tip="average rank by (solved fraction, ECDF area) over every "
+                                "instance of the view (not run = last)"),
         Column("rungs_reached", "Rungs reached", "pct", detail=True),
         Column("solved", "Solved", "int", detail=True,
                tip="instances where more than half the seeds reach the final target"),
-        Column("instances", "Instances run", "int", detail=True),
         Column("runs", "Runs", "int", detail=True),
         Column("statuses", "Statuses", detail=True),
         Column("verified", "Verification", detail=True,
@@ -477,20 +490,21 @@ def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
     leaders = view.leaders
     if len(leaders) == 1:
         rest = table[table["rank"] > top["rank"]]
-        lead = Markup("<b>{}</b> leads on the oracle clock with ECDF area {:.2f} "
-                      "[{:.2f}, {:.2f}]").format(top["solver"], top["score"], top["score_lo"],
-                                                 top["score_hi"])
+        lead = Markup("<b>{}</b> leads on the oracle clock: final target reached in {:.0%} "
+                      "of (instance, seed) pairs, ECDF area {:.2f} [{:.2f}, {:.2f}]").format(
+            top["solver"], top["solved_fraction"], top["score"], top["score_lo"],
+            top["score_hi"])
         if len(rest):
             nxt = rest.iloc[0]
-            lead += Markup(", {:.2f} ahead of {} ({:.2f}); their 95% intervals do not "
-                           "overlap.").format(top["score"] - nxt["score"], nxt["solver"],
-                                              nxt["score"])
+            lead += Markup("; ahead of {} ({:.0%}, {:.2f}) in the paired test (bootstrap over "
+                           "instances and seeds, Holm-corrected).").format(
+                nxt["solver"], nxt["solved_fraction"], nxt["score"])
         else:
             lead += Markup("; it is the only solver scored.")
         out.append(lead)
     else:
         out.append(Markup("<b>{}</b> share the lead on the oracle clock (ECDF areas {}; "
-                          "overlapping 95% intervals: a tie).").format(
+                          "no paired test separates them: a tie).").format(
             _name_list(leaders), ", ".join(f"{v:.2f}" for v in table["score"][:len(leaders)])))
     rob = []
     for solver in leaders[:3]:
