@@ -1,6 +1,6 @@
 """Scores computed from run records (a DataFrame from :func:`bilevel_bench.load_results`).
 
-**Rankings (protocol version 2) use target ladders**, so that partial progress counts and ties
+**Rankings (protocol version 3) use target ladders**, so that partial progress counts and ties
 are rare. Every run records the first checkpoint (passing the instance's LL gate) that meets
 each rung of its instance's ladder. On a clock (oracle cost, or solver CPU seconds) with a log
 budget axis [low, high] (:data:`ECDF_RANGE`; the time axis ends at the view's budget), the
@@ -8,10 +8,17 @@ budget axis [low, high] (:data:`ECDF_RANGE`; the time axis ends at the view's bu
 averaged per instance and instances weighted equally (COCO's runtime distributions; Moré &
 Wild's data profiles). Its **area** (:func:`run_areas`: per run, the mean over rungs of
 ``(log high - log max(cost, low)) / (log high - log low)``, 0 for a missed rung) is the score,
-in [0, 1]; a solver is scored on the instances it ran only. :func:`ladder_ranking` gives the
-score with seeded bootstrap intervals (instances, then each solver's runs, resampled), the
-mean rank by area, and tie-aware rank labels (below). The final-target figures that follow
-(success rate, time-to-target, Dolan–Moré profiles) are still computed and shown.
+in [0, 1]. :func:`ladder_ranking` scores every solver over the *union* of the instances (an
+instance it did not run counts 0) by two means over instances: the **solved fraction** (its
+runs reaching the final target) and the area; solvers are ordered by solved fraction, then area
+(lexicographically: never reaching a final target cannot outrank reaching it). **Rank labels**
+come from paired comparisons (:func:`paired_labels`): one seeded bootstrap resampling shared by
+all solvers (instances, then runs paired by seed where two solvers ran the same seeds) gives
+replicates of each pair's difference; the one-sided p-value of "j is not ahead of i" is
+``(1 + #replicates where j is not ahead) / (B + 1)``, Holm's correction runs over every pair
+ordered by the point estimates, and a solver's label is ``1 + #solvers significantly ahead``.
+The final-target figures that follow (success rate, time-to-target, Dolan–Moré profiles) are
+still computed and shown.
 
 Per instance and solver (over seeds): success rate, median and inter-quartile range of
 time-to-target and oracles-to-target (over successful runs), status counts, final metrics.
@@ -40,9 +47,9 @@ Across instances (a suite), for one *clock* — ``time`` (solver seconds, ``time
 * **bootstrap intervals** (percentile, seeded): each replicate resamples the instances with
   replacement and, inside each drawn instance, each solver's seeds with replacement, then
   recomputes costs, ratios, scores and mean ranks.
-* **ties shown as ties**: a solver's rank label is ``1 + the number of solvers whose score
-  interval lies entirely above its own`` (significantly better); solvers with overlapping
-  intervals thus share a label (the "rank = 1 + #significantly better" rule of Chatbot Arena).
+* **ties shown as ties**: a solver's rank label is ``1 + the number of solvers significantly
+  better`` by the paired test above on the bootstrap replicates of the score
+  (:func:`paired_labels`); solvers not separated share a label.
 
 The wall-time clock is compared within one hardware class only; the oracle clock does not depend
 on hardware, so its ranking pools the runs of every hardware class (never those of different
