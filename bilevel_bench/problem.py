@@ -150,6 +150,8 @@ class Instance:
     ``checkpoints_per_decade`` overrides the runner's (expensive evaluations use fewer).
     ``features``: structural features of this instance beyond its family's (a subset of
     :data:`PROBLEM_FEATURES`, e.g. ``ll_infeasible_in_x``).
+    ``optimum`` records the best-known optimum F* and the reference point the ladder was built
+    from (:class:`GapTargets`; build such an instance with :meth:`GapTargets.instance`).
     ``fingerprints`` pins the digests of generated data (``data_fingerprints()`` keys to
     sha256): a build whose data differ raises :class:`FingerprintError` (generated data must
     be the same on every machine, see :mod:`bilevel_bench.generated`).
@@ -165,6 +167,14 @@ class Instance:
     checkpoints_per_decade: int | None = None
     features: frozenset[str] = frozenset()
     fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: the best-known optimum and reference point the ladder is built from (:class:`GapTargets`)
+    optimum: GapTargets | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimum is not None and (self.ladder != self.optimum.ladder
+                                         or self.target != self.optimum.target):
+            raise LadderError("an instance built from GapTargets must take its ladder and "
+                              "target from them (GapTargets.instance)")
 
     def check_fingerprints(self, name: str, problem: BilevelProblem) -> None:
         """Raise :class:`FingerprintError` if ``problem`` (this instance, built) has other data
@@ -179,6 +189,77 @@ class Instance:
                     f"{built.get(key)} on this machine, but the instance pins {pinned}; the "
                     "data are not the official ones (report this machine's CPU, BLAS and "
                     "torch version as a bug)")
+
+
+@dataclass(frozen=True)
+class GapTargets:
+    """Targets from a best-known optimum (COCO): fixed precisions of one reference gap.
+
+    ``f_star`` is the best-known optimum F* of the hyper-objective F (exact where a closed form
+    exists, else the best value of long runs, stated in ``source``); ``f_ref`` = F(x_ref) at one
+    fixed reference point ``x_ref`` (described in ``x_ref``), the same for every seed and solver.
+    With the reference gap Delta = f_ref - f_star > 0 and precisions
+    p_k = final^(k / rungs), k = 1..rungs (log-spaced, from one step below the reference point
+    to ``final``), the rungs on the primary metric are
+
+    * ``on="gap"`` (the metric is F - F*, e.g. ``ul_gap``): Delta p_k;
+    * ``on="value"`` (the metric is F itself): F* + Delta p_k;
+    * ``on="negated"`` (the metric is -F, higher is better, e.g. a profit): -(F* + Delta p_k).
+
+    The last rung (p = ``final``) is the final target, close to F*.
+    """
+
+    f_star: float
+    f_ref: float
+    final: float
+    rungs: int = DEFAULT_RUNGS
+    on: str = "gap"
+    x_ref: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.f_ref > self.f_star or not 0 < self.final < 1 or self.rungs < 1:
+            raise LadderError(f"GapTargets needs f_ref > f_star, 0 < final < 1 and at least one "
+                              f"rung, got {self.f_ref!r}, {self.f_star!r}, {self.final!r}, "
+                              f"{self.rungs!r}")
+        if self.on not in ("gap", "value", "negated"):
+            raise LadderError(f"GapTargets.on must be 'gap', 'value' or 'negated', "
+                              f"got {self.on!r}")
+
+    @property
+    def gap(self) -> float:
+        """The reference gap Delta = F(x_ref) - F*."""
+        return self.f_ref - self.f_star
+
+    @property
+    def precisions(self) -> tuple[float, ...]:
+        """1 > p_1 > ... > p_rungs = ``final``, log-spaced."""
+        return tuple(self.final ** (k / self.rungs) for k in range(1, self.rungs + 1))
+
+    @property
+    def ladder(self) -> tuple[float, ...]:
+        """The rungs on the primary metric (class docstring)."""
+        gaps = [self.gap * p for p in self.precisions]
+        if self.on == "gap":
+            return tuple(gaps)
+        if self.on == "value":
+            return tuple(self.f_star + d for d in gaps)
+        return tuple(-(self.f_star + d) for d in gaps)
+
+    @property
+    def target(self) -> float:
+        """The final target: the last rung."""
+        return self.ladder[-1]
+
+    def instance(self, params: Mapping[str, Any], **fields: Any) -> Instance:
+        """An :class:`Instance` whose ladder and final target are these."""
+        return Instance(params, target=self.target, ladder=self.ladder, optimum=self, **fields)
+
+    def describe(self) -> str:
+        """One sentence: F*, the reference point and gap, and the final precision."""
+        return (f"F* = {self.f_star:.10g}{f' ({self.source})' if self.source else ''}; "
+                f"reference gap F(x_ref) - F* = {self.gap:.6g} at x_ref = {self.x_ref or '?'}; "
+                f"{self.rungs} rungs at precisions {self.final:g}^(k/{self.rungs}) of that gap")
 
 
 class FingerprintError(DataError):

@@ -35,11 +35,6 @@ KNOWN_FAILURES = {
         "(F 144-201) or c at its lower bound (hard margin: F 35 on seed 5, 54 on seed 6) beat "
         "anything BLOCC's reference reaches in 300 steps (72-110): no seed-independent absolute "
         "target separates; needs per-seed F* (issue 25, targets from best-known optima)"),
-    ("vpbgd-toy", "zero-oracle-random-search"): (
-        "a 2-variable box: 32 random points meet the target (toys.py: another engineer's file)"),
-    ("blocc-toy2", "data-blind"): ("1.25 x0 meets the target (toys.py)"),
-    ("blocc-toy2", "zero-oracle-random-search"): ("random points in the box meet it (toys.py)"),
-    ("bome-toy", "data-blind"): ("the constant vector 1 is the optimum (toys.py)"),
     **{(f"svm-ho-{name}", "data-blind"): (
         f"c = 1 (the null classifier, F = {value}) is far below the target {target} (svm-ho "
         "v2's targets were frozen from one budgeted BLOCC run; needs per-seed F*)")

@@ -7,9 +7,19 @@ import math
 import pytest
 import torch
 
+from bilevel_bench.problem import check_ladder
+from bilevel_bench.problems.toys import BOMEToy, SeparableToy
 from bilevel_bench.registry import get_problem, get_suite
 
 D = torch.float64
+
+
+def one_dimensional(name: str, seed: int = 0):
+    """The toy with one coordinate (a separable toy's instance has n = 10 copies)."""
+    entry = get_problem(name)
+    if not issubclass(entry.family, SeparableToy):
+        return entry.make(seed=seed)
+    return entry.family(seed=seed, **{**entry.instance.params, "n": 1})
 
 
 def t(*values):
@@ -21,10 +31,10 @@ def t(*values):
     ("blocc-toy1", 0.3007, 2.6545),       # reference P3, toy 1
     ("blocc-toy2", 0.9862, 1.7219),       # reference P3, toy 2
     ("pbgd-free-counterexample", -5.0, -35.0),
-    ("bome-toy", 1.0, 0.0),
+    ("bome-toy", math.sqrt(2.0), 0.0),  # version 3: shifted from 1
 ])
 def test_one_dimensional_optima_match_the_reference(name, x_star, f_star):
-    problem = get_problem(name).make()
+    problem = one_dimensional(name)
     assert problem.optimum() == pytest.approx(f_star, abs=1e-4)
     # the optimum value is attained at the published minimiser and nowhere lower on a grid
     assert float(problem.hyper_objective(t(x_star))) == pytest.approx(f_star, abs=2e-4)
@@ -36,7 +46,7 @@ def test_one_dimensional_optima_match_the_reference(name, x_star, f_star):
 
 
 def test_vpbgd_toy_local_minima():
-    problem = get_problem("vpbgd-toy").make()
+    problem = one_dimensional("vpbgd-toy")
     for x in (0.3824, 1.2152, 2.8296):  # reference: three local minimisers of phi
         metrics = problem.evaluate(t(x), t(-x))
         assert metrics["hypergrad_norm"] < 5e-3
@@ -45,7 +55,7 @@ def test_vpbgd_toy_local_minima():
 
 @pytest.mark.parametrize("name", ["vpbgd-toy", "pbgd-free-counterexample", "bome-toy"])
 def test_closed_form_ll_solution_is_optimal(name):
-    problem = get_problem(name).make()
+    problem = one_dimensional(name)
     for x0 in (0.2, 0.9, 1.4):
         x = t(x0)
         y = {"vpbgd-toy": -x, "pbgd-free-counterexample": x - 1,
@@ -58,7 +68,7 @@ def test_closed_form_ll_solution_is_optimal(name):
 
 def test_blocc_toy_kkt():
     """y*(x) = x with multiplier 2x >= 0 satisfies the KKT conditions of the coupled LL."""
-    problem = get_problem("blocc-toy2").make()
+    problem = one_dimensional("blocc-toy2")
     for x0 in (0.1, 1.0, 2.5):
         x = t(x0)
         y = x.clone().requires_grad_(True)
@@ -72,7 +82,7 @@ def test_blocc_toy_kkt():
 
 
 def test_hypergradient_matches_finite_differences():
-    problem = get_problem("vpbgd-toy").make()
+    problem = one_dimensional("vpbgd-toy")
     for x0 in (0.7, 1.9):
         eps = 1e-6
         phi = problem.hyper_objective
@@ -145,4 +155,45 @@ def test_toys_suite_membership():
             "bome-toy", "quadratic-small"} <= suite
     for name in suite:
         entry = get_problem(name)
-        assert math.isfinite(entry.instance.target) and entry.instance.budget.seconds
+        budget = entry.instance.budget  # a work budget (oracle cost) or CPU seconds
+        assert math.isfinite(entry.instance.target) and (budget.seconds or budget.oracle_cost)
+
+
+@pytest.mark.parametrize("name", ["vpbgd-toy", "blocc-toy1", "blocc-toy2", "bome-toy",
+                                  "pbgd-free-counterexample", "lvhba-toy"])
+def test_targets_are_precisions_of_one_reference_gap_to_the_exact_optimum(name):
+    """Protocol v3: F* (declared in the ladder) is the closed-form optimum, the reference gap is
+    F at the stated x_ref, and the ladder (ul_gap or ul_gap_local) is that gap times
+    precisions down to the final one."""
+    entry = get_problem(name)
+    problem, targets = entry.make(seed=0), entry.instance.optimum
+    assert targets is not None and targets.on == "gap"
+    assert targets.f_star == pytest.approx(problem.optimum(), rel=1e-12, abs=1e-12)
+    x_ref = {"vpbgd-toy": 0.0, "blocc-toy1": 0.0, "blocc-toy2": 0.0, "bome-toy": 0.0,
+             "pbgd-free-counterexample": 0.0, "lvhba-toy": 10.0}[name]
+    f_ref = problem.hyper_objective(torch.full(problem.x_shape, x_ref, dtype=D))
+    assert targets.f_ref == pytest.approx(float(f_ref), rel=1e-12)
+    ladder = check_ladder(name, entry.instance.ladder, entry.instance.target, False)
+    assert ladder[-1] == pytest.approx(targets.gap * targets.final)
+    assert f"version {problem.version}" in entry.instance.description.lower() or \
+        f"Version {problem.version}" in entry.instance.description
+
+
+def test_separable_toys_are_sums_of_their_one_dimensional_copies():
+    entry = get_problem("vpbgd-toy")
+    problem, single = entry.make(seed=0), one_dimensional("vpbgd-toy")
+    assert problem.x_shape == (10,) and problem.optimum() == pytest.approx(10 * single.optimum())
+    x = t(0.3824, 1.2152, 2.8296, 0.9, 0.2, 1.2, 2.0, 2.5, 3.0, 0.0)
+    full = problem.evaluate(x, -x)
+    parts = [single.evaluate(x[i:i + 1], -x[i:i + 1]) for i in range(10)]
+    for key in ("ul_value", "ul_gap", "ul_gap_local"):
+        assert full[key] == pytest.approx(sum(m[key] for m in parts), rel=1e-12, abs=1e-12)
+    toy2 = get_problem("blocc-toy2").make()
+    assert toy2.x_bounds == (0.0, 3.5) and toy2.n_constraints == 10  # version 3: box [0, 3.5]
+
+
+def test_bome_toy_optimum_is_off_the_round_constant():
+    problem = get_problem("bome-toy").make()
+    assert BOMEToy.SHIFT == math.sqrt(2.0)
+    gap = problem.evaluate(t(1.0), t(1.0, 1.0))["ul_gap"]
+    assert gap == pytest.approx(0.5 * (math.sqrt(2) - 1) ** 2)  # the constant 1: far from x*

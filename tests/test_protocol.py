@@ -139,7 +139,7 @@ def test_multimodal_toys_tell_a_local_minimum_from_the_global_one():
 
     from bilevel_bench.registry import get_problem
 
-    problem = get_problem("vpbgd-toy").make(seed=0)
+    problem = get_problem("vpbgd-toy").family(seed=0, n=1)  # one of the instance's 10 copies
     at = {x: problem.evaluate(torch.tensor([x], dtype=torch.float64),
                               torch.tensor([-x], dtype=torch.float64))
           for x in (0.3824, 1.2152, 2.8296, 0.9)}

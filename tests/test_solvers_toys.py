@@ -8,6 +8,8 @@ tolerance their O(1/gamma) bias allows, stated per case.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -57,13 +59,18 @@ def test_pbgd_free_stops_at_zero_on_counterexample(seed):
 def test_bome_reaches_optimistic_optimum(seed):
     solver_obj, _, metrics = run("bome-toy", "bome", 400, seed)
     x, y = solver_obj.solution()
-    assert abs(float(x) - 1.0) < 1e-3
-    assert torch.allclose(y, torch.ones(2, dtype=y.dtype), atol=1e-2)
+    assert abs(float(x) - math.sqrt(2.0)) < 1e-3  # version 3: x* = sqrt(2)
+    assert torch.allclose(y, torch.full((2,), math.sqrt(2.0), dtype=y.dtype), atol=1e-2)
     assert metrics["ul_gap"] < 1e-5
 
 
 # ------------------------------------------------------------ P1: V-PBGD toy
 LOCAL_MINIMA_P1 = (0.3824, 1.2152, 2.8296)
+
+
+def vpbgd_1d(seed: int):
+    """The V-PBGD toy with one coordinate (the instance has 10 independent copies)."""
+    return get_problem("vpbgd-toy").family(seed=seed, n=1)
 
 
 @pytest.mark.parametrize("solver, hp, steps", [
@@ -76,7 +83,7 @@ def test_penalty_methods_land_on_local_minima_of_p1(solver, hp, steps):
     # gamma = 10: the penalised stationary points sit O(1/gamma) away from those of F
     best = float("inf")
     for seed in (1, 4, 7):  # random starts in different basins, one of them the global one
-        solver_obj, _, metrics = run("vpbgd-toy", solver, steps, seed, **hp)
+        solver_obj, _, metrics = run(vpbgd_1d(seed), solver, steps, seed, **hp)
         x = float(solver_obj.solution()[0])
         assert min(abs(x - m) for m in LOCAL_MINIMA_P1) < 0.03, (seed, x)
         assert metrics["ll_gap"] < 1e-2
@@ -86,7 +93,7 @@ def test_penalty_methods_land_on_local_minima_of_p1(solver, hp, steps):
 
 @pytest.mark.parametrize("solver", ["grid-search", "random-search"])
 def test_zero_order_methods_find_global_minimum_of_p1(solver):
-    solver_obj, _, metrics = run("vpbgd-toy", solver, 80, 0)
+    solver_obj, _, metrics = run(vpbgd_1d(0), solver, 80, 0)
     assert metrics["ul_gap"] < (1e-5 if solver == "grid-search" else 1e-2)
     assert abs(float(solver_obj.solution()[0]) - 1.2152) < 0.05
 
