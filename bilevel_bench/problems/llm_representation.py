@@ -62,11 +62,13 @@ class RepresentationFineTuning(LLMBilevelProblem):
             dict(model="tiny", n_pref_harmful=16, n_pref_benign=16, n_sft=32,
                  n_eval_harmful=8, n_eval_benign=8, n_sft_eval=16,
                  max_prompt_tokens=48, max_response_tokens=64),
-            target=0.5, budget=Budget(seconds=20.0, iterations=2_000),
+            target=0.5, budget=Budget(seconds=None, oracle_cost=1_000, iterations=2_000),
             suites=("llm", "llm-tiny"),
             description="in-code 2-block Llama, byte tokenizer (quick runs). DPO loss 0.693 at "
                         "x_0; with x frozen (direct-mixing) it never drops below 0.55 and rises as "
-                        "the head trains; lv-hba reaches 0.05 in ~10 steps, pbgd-free 0.51 in 30",
+                        "the head trains; lv-hba reaches 0.05 in ~10 steps, pbgd-free 0.51 in 30. "
+                        "Work budget: oracle cost 1,000 (what 20 CPU s bought SOBA and F2SA) "
+                        "or 2,000 iterations",
         ),
         "llm-representation-smollm2": Instance(
             dict(model="smollm2", n_pref_harmful=8, n_pref_benign=8, n_sft=16,

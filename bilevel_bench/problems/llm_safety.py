@@ -95,7 +95,7 @@ class SafetyDataSelection(LLMBilevelProblem):
             dict(model="tiny", trainable="last:1+head", n_benign=24, n_refusal=12, n_compliance=12,
                  n_val_harmful=8, n_val_benign=8, n_test_harmful=16, n_test_benign=16,
                  max_prompt_tokens=48, max_response_tokens=64, max_new_tokens=12),
-            target=1.0, budget=Budget(seconds=20.0, iterations=2_000),
+            target=1.0, budget=Budget(seconds=None, oracle_cost=1_000, iterations=2_000),
             suites=("llm", "llm-tiny"),
             ll_gate=LLGate("ul_value", atol=3.0, why="the model still fits the validation set "
                            "(its start, a random model, is at 5.6; x frozen reaches 2.0-2.4)"),
@@ -105,7 +105,8 @@ class SafetyDataSelection(LLMBilevelProblem):
                         "(seeds 0-2, LL steps 0.1 and 0.03, evaluated every 50), while the LL "
                         "without the harmful-compliance samples crosses 1.0 at step 575-675 "
                         "(step 0.03) and reaches 3.9-6.7 (step 0.1); "
-                        "benchmarks/llm_safety_separation.py",
+                        "benchmarks/llm_safety_separation.py. Work budget: oracle cost 1,000 "
+                        "(what 20 CPU s bought SOBA and F2SA here) or 2,000 iterations",
         ),
         "llm-safety-smollm2": Instance(
             dict(model="smollm2", trainable="lora", n_benign=16, n_refusal=8, n_compliance=8,

@@ -227,7 +227,9 @@ def _svm_instances(prefix: str, datasets: dict[str, tuple[float, tuple[str, ...]
     }
 
 
-SVM_BUDGET = Budget(seconds=30.0, iterations=2_000)
+#: work budget: 2,000 iterations or an oracle cost of 2e5 (BLOCC's reference reaches the
+#: diabetes target at 4.3e4, about 2 CPU s on the official machine; the former budget was 30 s)
+SVM_BUDGET = Budget(seconds=None, oracle_cost=2e5, iterations=2_000)
 
 
 class SVMCoupled(_SVMBase):

@@ -207,14 +207,16 @@ class Transport(BilevelProblem):
     y_bounds = (0.0, 1.0)
     instances = {
         "transport-3node": Instance(
-            {"network": "3node"}, target=1.6, budget=Budget(seconds=30.0, iterations=3_000),
+            {"network": "3node"}, target=1.6,
+            budget=Budget(seconds=None, oracle_cost=2e5, iterations=3_000),  # BLOCC: 1.8e4
             suites=("papers", "full"),
             description="authors' triangle (bilevel_3node.m), 6 links, 6 OD pairs, unit "
                         "demands (profit -7.50 at the authors' a_0). BLOCC (gamma 5, eta 0.02, "
                         "T 10 x T_y 5, primal steps 0.05, dual steps 0.2) reaches the target in "
                         "~30 steps and levels off at 1.70 (best 1.705)"),
         "transport-9node": Instance(
-            {"network": "9node"}, target=10.0, budget=Budget(seconds=120.0, iterations=3_000),
+            {"network": "9node"}, target=10.0,
+            budget=Budget(seconds=None, oracle_cost=1e6, iterations=3_000),  # BLOCC: 1.1e5
             suites=("papers", "full"),
             description="authors' 9-node network (bilevel_9node.m), 30 links, 72 OD pairs "
                         "(profit -413.2 at the authors' a_0). BLOCC (gamma 10, eta 0.05, T 10 x "
