@@ -14,13 +14,23 @@ import pytest
 import torch
 
 from bilevel_bench.problems.quadratic import Quadratic
+from bilevel_bench.problems.toys import SeparableToy
 from bilevel_bench.registry import get_problem, get_solver
 from bilevel_bench.runner import start_solver
 
 
+def one_dimensional(name: str, seed: int = 0):
+    """The instance, with one coordinate where it is a separable toy (vpbgd-toy and the BLOCC
+    toys are 10 independent copies of the papers' one-dimensional toys since version 3)."""
+    entry = get_problem(name)
+    if issubclass(entry.family, SeparableToy):
+        return entry.family(seed=seed, **{**entry.instance.params, "n": 1})
+    return entry.make(seed=seed)
+
+
 def run(problem_or_name, solver: str, steps: int, seed: int = 0, **hp):
     """Drive one solver directly; returns (solver, problem, metrics)."""
-    problem = (get_problem(problem_or_name).make(seed=seed)
+    problem = (one_dimensional(problem_or_name, seed)
                if isinstance(problem_or_name, str) else problem_or_name)
     solver_obj, _ = start_solver(problem, get_solver(solver), hp, seed)
     for _ in range(steps):
