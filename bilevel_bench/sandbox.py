@@ -520,19 +520,29 @@ class SandboxError(BenchError):
 
 def bwrap_command(scratch: str, visible: Iterable[str] = ()) -> list[str]:
     """The bubblewrap prefix of a sandboxed command: the whole filesystem read-only, a fresh
-    /dev, /proc and /tmp, ``scratch`` writable, no network, killed with its parent. The
-    ``visible`` folders (plugin files, a bundle's source) stay readable where they lie under
-    /tmp, and so do this interpreter's environment and import path (a virtual environment or a
-    clone of the project under /tmp)."""
+    /dev, /proc and /tmp, the home folder hidden (an empty tmpfs: keys, tokens and the
+    maintainer's files stay out of reach), ``scratch`` writable, no network, killed with its
+    parent. The ``visible`` folders (plugin files, a bundle's source) stay readable where they
+    lie under /tmp or the home folder, and so do this interpreter (its environment, its base
+    installation, e.g. under ~/.pyenv), its import path and the data directory."""
     exe = shutil.which("bwrap") or "bwrap"
+    hidden = ["/tmp"]
+    home = os.path.realpath(os.path.expanduser("~"))
+    if home not in ("/", "/tmp") and os.path.isdir(home):
+        hidden.append(home)
     binds = []
-    own = [sys.prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-           *(p for p in sys.path if p), *_package_folders()]
+    from bilevel_bench.data import data_dir
+
+    own = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+           os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable)),
+           *(p for p in sys.path if p), *_package_folders(), str(data_dir())]
     folders = (os.path.realpath(v) for v in [*own, *visible])
-    for folder in dict.fromkeys(f for f in folders if f.startswith("/tmp/")):
+    for folder in dict.fromkeys(f for f in folders
+                                if any(f.startswith(root + "/") for root in hidden)):
         if os.path.isdir(folder):
             binds += ["--ro-bind", folder, folder]
-    return [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    tmpfs = [arg for root in hidden for arg in ("--tmpfs", root)]
+    return [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *tmpfs,
             *binds, "--bind", scratch, scratch, "--unshare-net", "--die-with-parent"]
 
 

@@ -272,10 +272,35 @@ def open_bundle(bundle: str | Path, workdir: Path) -> Path:
                     raise SubmissionError(f"bundle member {member.name!r} is not a plain file "
                                           "inside the bundle")
                 members.append(member)
+            check_unpacked_sizes(str(bundle), [(m.name, m.size) for m in members])
             tar.extractall(target, members=members, filter="data")
     except (tarfile.TarError, OSError) as exc:
         raise SubmissionError(f"cannot read bundle {str(bundle)!r}: {exc}") from exc
     return target
+
+
+#: the most an archive (a bundle, a wheel in it) may unpack to, per member and in all: checked
+#: from the archive's own listing before anything is written
+MAX_MEMBER_BYTES = 256 * 2**20
+MAX_UNPACKED_BYTES = 1024 * 2**20
+MAX_MEMBERS = 100_000
+
+
+def check_unpacked_sizes(archive: str, sizes: list[tuple[str, int]]) -> None:
+    """Refuse an archive whose listing says it unpacks to too much (a member over
+    :data:`MAX_MEMBER_BYTES`, over :data:`MAX_UNPACKED_BYTES` in all, or over
+    :data:`MAX_MEMBERS` members), before anything is extracted."""
+    if len(sizes) > MAX_MEMBERS:
+        raise SubmissionError(f"{archive!r} has {len(sizes)} members, over {MAX_MEMBERS}: "
+                              "submit fewer files")
+    for name, size in sizes:
+        if size > MAX_MEMBER_BYTES:
+            raise SubmissionError(f"{archive!r}: member {name!r} unpacks to {size} bytes, over "
+                                  f"{MAX_MEMBER_BYTES // 2**20} MiB: leave it out of the bundle")
+    total = sum(size for _, size in sizes)
+    if total > MAX_UNPACKED_BYTES:
+        raise SubmissionError(f"{archive!r} unpacks to {total} bytes, over "
+                              f"{MAX_UNPACKED_BYTES // 2**20} MiB: split the bundle")
 
 
 def check_manifest(folder: Path, result: Verification) -> dict[str, Any]:
@@ -340,6 +365,12 @@ def _unpack_wheels(folder: Path, target: Path, result: Verification) -> None:
                         f"wheel {wheel.name}: "
                         + (f"paths outside its folder {bad[:3]}" if bad else
                            f"shadows installed module(s) {shadow[:5]}"))
+                    continue
+                try:
+                    check_unpacked_sizes(wheel.name, [(i.filename, i.file_size)
+                                                      for i in archive.infolist()])
+                except SubmissionError as exc:
+                    result.failures.append(str(exc))
                     continue
                 archive.extractall(target)
         except (zipfile.BadZipFile, OSError) as exc:

@@ -145,3 +145,52 @@ def test_check_solver_fails_a_plugin_that_reaches_the_evaluation(capsys):
     contained = [line for line in out.splitlines() if "contained run" in line]
     assert contained and contained[0].startswith("FAIL")
     assert "touched problem._exact" in contained[0] and "bubblewrap" in contained[0]
+
+
+def test_an_archive_that_unpacks_too_much_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch):
+    """A compression bomb (here 4 MiB of zeros, a few KB packed) is refused from the archive's
+    own listing: nothing is extracted."""
+    from bilevel_bench import submission
+
+    payload = tmp_path / "zeros.bin"
+    payload.write_bytes(b"\0" * (4 * 2**20))
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(payload, arcname="records/zeros.bin")
+    assert archive.stat().st_size < 64 * 2**10
+    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 2**20)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(submission.SubmissionError, match="unpacks to 4194304 bytes"):
+        submission.open_bundle(archive, work)
+    assert not any(p.is_file() for p in work.rglob("*"))
+    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 2**30)
+    monkeypatch.setattr(submission, "MAX_UNPACKED_BYTES", 2**20)
+    (work / "bundle").rmdir()
+    with pytest.raises(submission.SubmissionError, match="split the bundle"):
+        submission.open_bundle(archive, work)
+
+
+@needs_bwrap
+def test_the_sandbox_hides_the_home_folder(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from bilevel_bench.sandbox import bwrap_command
+
+    # a home folder outside /tmp (which the sandbox replaces anyway)
+    home = Path(tempfile.mkdtemp(prefix="bb-home-", dir="/var/tmp"))
+    try:
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "id_ed25519").write_text("secret")
+        monkeypatch.setenv("HOME", str(home))
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        command = [*bwrap_command(str(scratch)), "cat", str(home / ".ssh" / "id_ed25519")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "secret" not in done.stdout
+        assert subprocess.run(["cat", str(home / ".ssh" / "id_ed25519")], capture_output=True,
+                              text=True).stdout == "secret"  # readable outside the sandbox
+    finally:
+        shutil.rmtree(home)
