@@ -55,6 +55,7 @@ from bilevel_bench.problem import (
     reached,
 )
 from bilevel_bench.provenance import git_revision, hardware, source_identity, versions
+from bilevel_bench.reproduce import reproduce_command
 from bilevel_bench.results import SCHEMA, SCHEMA_VERSION, ladder_hits
 from bilevel_bench.sandbox import safe_str
 from bilevel_bench.solver import Solver
@@ -214,7 +215,7 @@ def record_header(task: RunTask) -> dict[str, Any]:
         "hardware": hardware(task.device, task.threads), "versions": versions(),
         "git_revision": git_revision(),
         "budget": {**asdict(budget), "timeout": task.hard_timeout()},
-        "task": task_fields(task),
+        "task": task_fields(task), "reproduce": reproduce_command(task),
         "status": "error", "error": None, "trace": [], "summary": {},
     }
 
