@@ -556,13 +556,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     inputs = [paths.records_folder(folder) for folder in args.results]
     asv = [paths.input_path(path, "asv results") for path in args.asv or ()]
     site = paths.site_folder(args.output, inputs)
+    cache = paths.cache_folder(args.cache, inputs, site) if args.cache else None
     from bilevel_bench.leaderboard.build import build_site
     from bilevel_bench.leaderboard.collect import official_suites
 
     suites = None if args.no_suites else official_suites()  # never the builder's plugins
     index = build_site(inputs, site, suites=suites, n_boot=args.bootstrap, seed=args.seed,
                        title=args.title, asv_results=asv, highlight=args.highlight or (),
-                       cache=args.cache)
+                       cache=cache)
     print(site_description(inputs, site, index))
     return 0
 

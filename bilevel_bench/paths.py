@@ -130,6 +130,24 @@ def site_folder(path: str | Path, inputs: Sequence[Path]) -> Path:
     return output_folder(out, "site folder", "-o")
 
 
+def cache_folder(path: str | Path, inputs: Sequence[Path], site: Path) -> Path:
+    """The leaderboard's cache folder: apart from every input folder (a cache inside one could
+    be planted by whoever submits records, one holding one would be read as records) and
+    outside the published site."""
+    out = Path(path).expanduser()
+    where = out.resolve()
+    if where.exists() and not where.is_dir():
+        raise PathError(f"cache folder {_shown(out)} is a file, not a folder: name a folder "
+                        "(it is created when missing)")
+    for root in [*inputs, site]:
+        root = root.resolve()
+        if where.is_relative_to(root) or root.is_relative_to(where):
+            what = "the site" if root == site.resolve() else "the run records"
+            raise PathError(f"cache folder {_shown(out)} overlaps {what} in {str(root)!r}: "
+                            "keep the cache in a folder of its own, e.g. ./.leaderboard-cache")
+    return out
+
+
 def is_official_submissions(inputs: Sequence[str | Path]) -> bool:
     """Whether the inputs are the official submissions folder (``leaderboard/submissions``)."""
     return len(inputs) == 1 and Path(inputs[0]).resolve().parts[-2:] == OFFICIAL_SUBMISSIONS.parts

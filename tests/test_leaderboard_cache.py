@@ -16,11 +16,18 @@ import pytest
 
 from bilevel_bench.cli import main
 from bilevel_bench.leaderboard.build import build_site
-from bilevel_bench.leaderboard.cache import RecordCache
+from bilevel_bench.leaderboard.cache import MAGIC, RecordCache
 from bilevel_bench.leaderboard.collect import cache_key, collect, official_instances
 from bilevel_bench.leaderboard.curves import on_grid, quantile_bands
 from bilevel_bench.leaderboard.synthetic import synthetic_record, write_synthetic
 from bilevel_bench.results import write_record
+
+
+def _stored(path):
+    """What a cache segment holds: MAGIC, an HMAC-SHA256, then the pickle."""
+    blob = path.read_bytes()
+    assert blob.startswith(MAGIC)
+    return pickle.loads(blob[len(MAGIC) + 32:])
 
 
 def _pages(site):
@@ -66,21 +73,46 @@ def test_a_cache_others_could_write_or_a_corrupt_one_is_ignored(records, tmp_pat
     collect([records], cache=cache)
     [stored] = cache.glob("records-*.pickle")
     assert stored.stat().st_mode & 0o777 == 0o600
-    key = pickle.loads(stored.read_bytes())["key"]
-    # a forged entry, in a file that others may write: never loaded
-    forged = {"key": key, "entries": {"x" * 64: "forged"}}
-    stored.write_bytes(pickle.dumps(forged))
-    os.chmod(stored, 0o666)
+    signed = stored.read_bytes()
+    key = _stored(stored)["key"]
+    assert len(RecordCache(cache, key).loaded) == len(list(records.rglob("*.json")))
+    os.chmod(stored, 0o666)  # a signed segment that others may write: never loaded
     assert RecordCache(cache, key).loaded == {}
     os.chmod(stored, 0o600)
-    assert RecordCache(cache, key).loaded == forged["entries"]  # the check, not the format
+    # a planted pickle, private and well-formed but not signed by this builder: never
+    # unpickled (its __reduce__ would create a file)
+    marker = tmp_path / "unpickled"
+    planted = {"key": key, "entries": {"x" * 64: _Plant(str(marker))}}
+    stored.write_bytes(MAGIC + b"\0" * 32 + pickle.dumps(planted))
+    assert RecordCache(cache, key).loaded == {} and not marker.exists()
+    stored.write_bytes(pickle.dumps(planted))  # the old, unsigned format
+    assert RecordCache(cache, key).loaded == {} and not marker.exists()
+    stored.write_bytes(signed)
     assert RecordCache(cache, "another fingerprint").loaded == {}
+    # a symbolic link to a signed segment elsewhere is not followed
+    elsewhere = tmp_path / "elsewhere.pickle"
+    elsewhere.write_bytes(signed)
+    os.chmod(elsewhere, 0o600)
+    stored.unlink()
+    stored.symlink_to(elsewhere)
+    assert RecordCache(cache, key).loaded == {}
+    stored.unlink()
     stored.write_bytes(b"\x80\x05 truncated")
     assert RecordCache(cache, key).loaded == {}
     again = collect([records], cache=cache)  # and replaced
     assert len(again.frame) == len(list(records.rglob("*.json")))
     assert len(RecordCache(cache, key).loaded) == len(again.frame)
     assert not stored.exists() and len(list(cache.glob("records-*.pickle"))) == 1
+
+
+class _Plant:
+    """A pickle payload that runs code when loaded: it creates a marker file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
 
 
 def test_new_records_add_a_segment_and_removed_ones_compact_it(records, tmp_path):
@@ -90,8 +122,7 @@ def test_new_records_add_a_segment_and_removed_ones_compact_it(records, tmp_path
     total = len(list(records.rglob("*.json")))
     write_synthetic(records / "new", problems=1, solvers=1, seeds=2, first_seed=10)
     collect([records], cache=cache)
-    sizes = sorted(len(pickle.loads(p.read_bytes())["entries"])
-                   for p in cache.glob("records-*.pickle"))
+    sizes = sorted(len(_stored(p)["entries"]) for p in cache.glob("records-*.pickle"))
     assert sizes == [2, total]  # only the new entries were written
     collect([records], cache=cache)  # nothing new: nothing written
     assert len(list(cache.glob("records-*.pickle"))) == 2
@@ -100,7 +131,7 @@ def test_new_records_add_a_segment_and_removed_ones_compact_it(records, tmp_path
         path.unlink()
     collect([records], cache=cache)
     [segment] = cache.glob("records-*.pickle")
-    assert len(pickle.loads(segment.read_bytes())["entries"]) == total + 2 - len(files) // 2
+    assert len(_stored(segment)["entries"]) == total + 2 - len(files) // 2
     assert len(RecordCache(cache, key).loaded) == total + 2 - len(files) // 2
 
 
@@ -127,7 +158,12 @@ def test_the_cache_is_a_private_folder_outside_the_site(records, tmp_path, capsy
     code = main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
                  "--cache", str(site / "cache")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "inside the site folder" in err and len(err.splitlines()) == 1
+    assert code == 2 and "overlaps the site" in err and len(err.splitlines()) == 1
+    for overlapping in (records, records / "cache"):  # an input folder, or a folder inside one
+        code = main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
+                     "--cache", str(overlapping)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "overlaps the run records" in err and len(err.splitlines()) == 1
     assert main(["leaderboard", str(records), "-o", str(site), "--bootstrap", "10",
                  "--cache", str(tmp_path / "cache")]) == 0
     assert len(list((tmp_path / "cache").glob("records-*.pickle"))) == 1

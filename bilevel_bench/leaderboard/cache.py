@@ -11,10 +11,14 @@ An entry also depends on the official metadata it was checked against and on the
 made it; both go into the cache's :func:`fingerprint`, and a cache file made under another
 fingerprint is never read (and is removed by the next build that writes).
 
-The cache is a folder of the builder's choice (``bilevel-bench leaderboard --cache DIR``)
-holding pickle segments (:class:`RecordCache`). A pickle runs code when it is loaded, so each
-segment is written atomically with mode 0600 and loaded only when the current user owns it and
-nobody else may write to it or its folder. An unreadable, foreign or corrupt segment is
+The cache is a folder of the builder's choice (``bilevel-bench leaderboard --cache DIR``,
+apart from every input folder and the site: :func:`bilevel_bench.paths.cache_folder`) holding
+pickle segments (:class:`RecordCache`). A pickle runs code when it is loaded, so a segment is
+unpickled only if this builder wrote it: each one carries an HMAC-SHA256 of its bytes under a
+secret key of this user (:func:`secret`, outside the cache folder, mode 0600), is opened
+without following symbolic links, and must be a regular file that the current user owns and
+nobody else may write, in a folder alike. Ownership alone does not say who wrote the bytes (a
+copied or planted file); the key does. An unreadable, foreign, unsigned or corrupt segment is
 ignored and removed, never an error.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import hmac
 import inspect
 import json
 import os
@@ -36,7 +41,38 @@ from types import ModuleType
 from typing import Any
 
 #: bumped when the layout of the pickle changes
-LAYOUT = 1
+LAYOUT = 2
+#: the first bytes of a segment, followed by its HMAC-SHA256 (32 bytes) and the pickle
+MAGIC = b"bilevel-bench cache 2\n"
+
+
+def secret() -> bytes | None:
+    """This user's key for signing cache segments: 32 random bytes in
+    ``$XDG_CACHE_HOME/bilevel_bench/leaderboard-cache.key`` (or ``~/.cache/...``), created
+    with mode 0600 on first use; None if it cannot be created or is not private (the build
+    then goes uncached)."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bilevel_bench"
+    path = folder / "leaderboard-cache.key"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(os.urandom(32))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            key = handle.read(64)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or len(key) != 32 or (
+            hasattr(os, "getuid") and (info.st_uid != os.getuid()
+                                       or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO))):
+        return None
+    return key
 
 
 def fingerprint(official: Any, modules: list[ModuleType]) -> str:
@@ -68,15 +104,13 @@ def _plain(value: Any) -> Any:
 
 def _private(path: Path) -> bool:
     """Owned by this user and writable by nobody else (always, where there are no uids)."""
+    return _private_stat(path.stat())
+
+
+def _private_stat(info: os.stat_result) -> bool:
     if not hasattr(os, "getuid"):
         return True
-    info = path.stat()
     return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _trusted(path: Path) -> bool:
-    """A segment that only this user could have written: it and its folder are private."""
-    return _private(path) and _private(path.parent)
 
 
 def _check_folder(folder: Path) -> None:
@@ -109,6 +143,7 @@ class RecordCache:
     def __init__(self, folder: str | Path, key: str) -> None:
         self.folder, self.key = Path(folder), key
         _check_folder(self.folder)
+        self.secret = secret()
         self.loaded: dict[str, Any] = {}
         self.used: dict[str, Any] = {}
         self.new: dict[str, Any] = {}
@@ -123,11 +158,25 @@ class RecordCache:
                 self.loaded.update(entries)
 
     def _read(self, path: Path) -> dict[str, Any] | None:
+        """The entries of a segment this builder wrote (signed with :func:`secret`), else
+        None: never unpickles bytes it cannot authenticate."""
+        if self.secret is None:
+            return None
         try:
-            if not _trusted(path):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a symlink is refused here
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or not _private_stat(info) \
+                        or not _private(path.parent):
+                    return None
+                blob = handle.read()
+            head, mac, payload = blob[:len(MAGIC)], blob[len(MAGIC):len(MAGIC) + 32], \
+                blob[len(MAGIC) + 32:]
+            if head != MAGIC or not hmac.compare_digest(
+                    mac, hmac.new(self.secret, payload, hashlib.sha256).digest()):
                 return None
-            with open(path, "rb") as handle, gc_paused():
-                stored = pickle.load(handle)
+            with gc_paused():
+                stored = pickle.loads(payload)
         except Exception:  # noqa: BLE001 - a broken segment is ignored (and replaced)
             return None
         if isinstance(stored, dict) and stored.get("key") == self.key \
@@ -147,8 +196,10 @@ class RecordCache:
 
     def save(self) -> None:
         """Add a segment of the new entries, or compact (module docstring); written
-        atomically with mode 0600. A folder that cannot be written leaves the build uncached,
-        never failed."""
+        atomically with mode 0600. A folder that cannot be written (or no key) leaves the build
+        uncached, never failed."""
+        if self.secret is None:
+            return
         stale = len(self.loaded.keys() - self.used.keys())
         compact = stale > self.STALE * max(len(self.loaded), 1) \
             or len(self.segments) + bool(self.new) > self.SEGMENTS
@@ -169,9 +220,12 @@ class RecordCache:
         handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-records-")
         path = self.folder / f"records-{time.time_ns():020d}-{os.getpid()}.pickle"
         try:
+            payload = pickle.dumps({"key": self.key, "entries": entries},
+                                 protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(handle, "wb") as out:
-                pickle.dump({"key": self.key, "entries": entries}, out,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                out.write(MAGIC)
+                out.write(hmac.new(self.secret, payload, hashlib.sha256).digest())
+                out.write(payload)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
