@@ -36,6 +36,7 @@ EXAMPLES = """examples:
   bilevel-bench check-problem examples/my_problem.py:RidgeBilevel
   bilevel-bench show results
   bilevel-bench leaderboard results -o site        static HTML, open site/index.html
+  bilevel-bench report results -o paper            LaTeX tables, figures, reproduce.sh, BibTeX
 
 Bad input exits with status 2 and a one-line message; `bilevel-bench COMMAND --help` for more.
 """
@@ -275,6 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "outside the site, so that the next build reads only new or changed "
                         "files (default: no cache)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("report", help="paper-ready LaTeX tables, PDF/SVG figures, reproduce.sh "
+                                      "and BibTeX from run records")
+    p.add_argument("results", nargs="+", metavar="DIR",
+                   help="folders of run records (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="report folder (created when missing; files of an earlier report in "
+                        "it are replaced)")
+    p.add_argument("--solver", action="append", metavar="NAME",
+                   help="only this solver's records, e.g. yours and the reference solvers "
+                        "to compare with (repeatable; default: every solver)")
+    p.add_argument("--task", action="append", metavar="TASK",
+                   help="only the problems of this task, e.g. quadratics (repeatable; "
+                        "default: every task)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -565,6 +581,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                        title=args.title, asv_results=asv, highlight=args.highlight or (),
                        cache=cache)
     print(site_description(inputs, site, index))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``bilevel-bench report``: prints what it wrote, what it kept apart, and the README."""
+    inputs = [paths.records_folder(folder) for folder in args.results]
+    output = paths.output_folder(args.output, "report folder", "-o")
+    from bilevel_bench.report import write_report
+
+    written = write_report(inputs, output, solvers=args.solver, tasks=args.task)
+    print(f"report of {written.runs} run records: {len(written.tables)} table(s), "
+          f"{len(written.figures)} figure(s) (PDF and SVG), reproduce.sh "
+          f"({written.commands} command(s)), references.bib ({written.references} "
+          "entries)")
+    for note in written.notes:
+        print(f"note: {note}")
+    print(f"files: {(output / 'README.md').resolve()}")
     return 0
 
 

@@ -25,7 +25,10 @@ run_logged() {  # run a step quietly; on failure show the end of its log and sto
 # chromium + chromium-driver: the leaderboard's real-browser test (tests/test_leaderboard.py).
 # dataset-fashion-mnist: /usr/share/datasets/fashion-mnist for hyper-cleaning (bilevel_bench/data.py).
 # bubblewrap: the sandbox of `verify`, `run --sandbox` and `check-solver` (bilevel_bench/sandbox.py).
-APT_PACKAGES=(chromium chromium-driver dataset-fashion-mnist bubblewrap)
+# texlive-latex-base + texlive-latex-recommended: pdflatex, booktabs, geometry for the report's
+# table test (tests/test_report.py; it skips without them).
+APT_PACKAGES=(chromium chromium-driver dataset-fashion-mnist bubblewrap texlive-latex-base
+              texlive-latex-recommended)
 missing=()
 if command -v dpkg >/dev/null; then
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
