@@ -464,13 +464,21 @@ def _run_with_progress(tasks: list, directory: Path, executor: Any, resume: bool
     from bilevel_bench.matrix import run_matrix
 
     bar = tqdm(total=len(tasks), unit="run", dynamic_ncols=True, file=sys.stderr)
+    # the work budget of the matrix (oracle cost): settled as runs finish, whether they used
+    # it all or reached the target early; and the solver CPU seconds spent so far
+    budgets = {task.run_id(): task.resolved_budget().oracle_cost or 0.0 for task in tasks}
+    total, settled, cpu = sum(budgets.values()), [0.0], [0.0]
 
     def progress(record: dict, path: Path) -> None:
-        bar.set_postfix_str(f"{record['problem']['name']} / {record['solver']['name']}: "
-                            f"{record['status']}")
+        settled[0] += budgets.get(record.get("run_id"), 0.0)
+        cpu[0] += float((record.get("summary") or {}).get("solver_time") or 0.0)
+        work = f"budget {settled[0] / total:.0%} settled, " if total else ""
+        bar.set_postfix_str(f"{work}solver CPU {cpu[0]:.0f} s | {record['problem']['name']} / "
+                            f"{record['solver']['name']}: {record['status']}")
         bar.update()
 
     recorded = run_matrix(tasks, directory, executor, resume=resume, on_record=progress)
+    settled[0] += sum(budgets.get(run_id, 0.0) for run_id in recorded)
     bar.update(len(recorded))
     bar.close()
     if recorded:
