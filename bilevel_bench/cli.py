@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iteration budget per run (>= 1)")
     p.add_argument("--budget-scale", type=positive_float, default=1.0, metavar="F",
                    help="multiply every instance's own budget (oracle cost, iterations) by F "
-                        "(> 0; the main job's default ruleset uses 0.25)")
+                        "(> 0; the main job's default ruleset uses 0.1)")
     p.add_argument("--timeout", type=positive_float, metavar="S",
                    help="hard limit per run in CPU seconds of the solver process (> 0; "
                         "default 3 x the budget in seconds + 60, or 600 for a work budget); "

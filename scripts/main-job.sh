@@ -4,8 +4,8 @@
 # Budgets are work (oracle cost, iterations), so the same seed stops at the same point on every
 # machine and the oracle-clock views do not depend on the CPU or its load.
 # Environment knobs: MAIN_JOB_SUITE (default core), MAIN_JOB_SEEDS (3), MAIN_JOB_WORKERS (2),
-# MAIN_JOB_RULESETS ("default reference"), MAIN_JOB_BUDGET_SCALE (0.25: the default ruleset runs
-# at a quarter of each instance's own work budget; the reference ruleset, the point of
+# MAIN_JOB_RULESETS ("default reference"), MAIN_JOB_BUDGET_SCALE (0.1: the default ruleset runs
+# at a tenth of each instance's own work budget; the reference ruleset, the point of
 # comparison, at the whole of it), MAIN_JOB_BUDGET_SECONDS / MAIN_JOB_REFERENCE_BUDGET_SECONDS
 # (unset; a CPU-seconds budget on top, for a quick smoke or the time-clock views of this
 # machine's hardware class), MAIN_JOB_RESULTS (results),
@@ -22,7 +22,7 @@ RESULTS=${MAIN_JOB_RESULTS:-results}
 args=(run --suite "$SUITE" --seeds "${MAIN_JOB_SEEDS:-3}" --workers "${MAIN_JOB_WORKERS:-2}"
       --results "$RESULTS")
 for ruleset in ${MAIN_JOB_RULESETS:-default reference}; do
-  scale=${MAIN_JOB_BUDGET_SCALE:-0.25}
+  scale=${MAIN_JOB_BUDGET_SCALE:-0.1}
   seconds=${MAIN_JOB_BUDGET_SECONDS:-}
   if [ "$ruleset" = reference ]; then
     scale=1
