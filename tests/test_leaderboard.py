@@ -134,11 +134,13 @@ def view_pages(texts: dict[str, str], prefix: str) -> dict[str, str]:
 def test_versions_and_hardware_are_never_mixed(site):
     texts = pages(site)
     problem = next(t for n, t in texts.items() if n.startswith("problem-problem-00-"))
-    assert "Version 2" in problem and "Version 1" in problem and "superseded" in problem
+    assert "Version 2" in problem and "Version 1" in problem and "Older versions" in problem
     views = view_pages(texts, "suite-synthetic-default-")
     assert len(views) == 2  # two budgets: 10 s for all, 5 s for the plugin
     for text in views.values():
-        assert "problem-00</a> v2" in text and "problem-00</a> v1" not in text
+        versions = text.split("<dt>Problem versions</dt>")[1].split("</dd>")[0]
+        assert "problem-00</a> v2" in versions and "problem-00</a> v1" not in versions
+        assert "problem-00</a> v1 (current v2)" in text  # listed apart, not ranked
         for fact in ("Ruleset", "Budget", "Problem versions", "Hardware classes", "Seeds"):
             assert f"<dt>{fact}</dt>" in text
     main = next(t for t in views.values() if "<dd>10 s solver CPU</dd>" in t)
@@ -207,15 +209,16 @@ def test_problem_page_shows_the_papers_metric(site):
 def test_solver_page_ranks_and_hyperparameters(site):
     texts = pages(site)
     solver = next(t for n, t in texts.items() if n.startswith("solver-solver-01-"))
-    assert "Rank and ratio to the best" in solver and "Ratio to best" in solver
+    assert "Rank per problem, and ratio to the fastest" in solver
+    assert "Ratio to fastest" in solver and "Fastest to target" in solver
     assert "Hyperparameters used under each ruleset" in solver
 
 
 def test_problem_ranks_of_every_solver_at_once(records):
     """The ranks behind the solver pages, computed once for all solvers: in each (problem,
-    version, ruleset) every solver that ran it has a row; ranks follow the ECDF areas (1 + the
-    number of strictly larger areas), the best solver's area is the largest, and a ratio to the
-    best is >= 1 (1 for the cheapest solver reaching the target)."""
+    version, ruleset) every solver that ran it has a row; ranks follow (solved fraction, ECDF
+    area) lexicographically (1 + the number of solvers strictly ahead), the best solver is
+    rank 1, and a ratio to the fastest is >= 1 (1 for the fastest, which is named)."""
     from bilevel_bench.leaderboard.collect import collect
 
     data = collect([records], official=official())
@@ -231,13 +234,18 @@ def test_problem_ranks_of_every_solver_at_once(records):
             by_group.setdefault((r["problem"], r["problem_version"], r["ruleset"]), []).append(
                 {**r, "solver": solver})
     for key, rows in by_group.items():
-        areas = [r["area"] for r in rows]
+        keys = [(r["solved_fraction"], r["area"]) for r in rows]
         assert {r["of"] for r in rows} == {len(groups[key])}
         for r in rows:
-            assert r["rank"] == 1 + sum(a > r["area"] + 1e-12 for a in areas)
-            assert r["best_area"] == max(areas) and r["ratio"] >= 1.0
+            assert r["rank"] == 1 + sum(k > (r["solved_fraction"], r["area"]) for k in keys)
+            assert (r["best_solved_fraction"], r["best_area"]) == max(keys)
+            assert r["ratio"] >= 1.0
+        best = next(r for r in rows if r["solver"] == rows[0]["best"])
+        assert best["rank"] == 1
         finite = [r for r in rows if r["ratio"] != float("inf")]
         assert not finite or min(r["ratio"] for r in finite) == 1.0
+        assert not finite or next(r for r in rows if r["solver"] == rows[0]["fastest"]
+                                  )["ratio"] == 1.0
 
 
 def test_empty_folder_builds_a_site_that_says_so(tmp_path):

@@ -61,12 +61,13 @@ from bilevel_bench.leaderboard.views import (
     View,
     annotate,
     build_views,
+    current_versions,
     final_text,
     problem_ranks,
     registry_problems,
     status_mix,
 )
-from bilevel_bench.metrics import TAU_MAX, per_instance
+from bilevel_bench.metrics import TAU_MAX, canary_rows, per_instance
 from bilevel_bench.paths import SITE_MARKER
 
 __all__ = ["build_site", "slug", "problem_href", "solver_href"]
@@ -113,6 +114,7 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
         loader=jinja2.PackageLoader("bilevel_bench.leaderboard", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(problem_href=problem_href, solver_href=solver_href)
+    env.filters["sig"] = significant
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     common = {"site_title": title, "built": stamp, "version": __version__,
               "records": len(everything.frame), "skipped_count": len(data.skipped),
@@ -128,7 +130,8 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     views = build_views(data.frame, data.problems, data.solvers, meta, suites, n_boot=n_boot,
                         seed=seed, highlight=highlight)
     for view in views:
-        tables += [p.table for p in view.panels] + [view.matrix]
+        tables += [p.table for p in view.panels] + [view.matrix] + \
+            ([view.budget_matrix] if view.budget_matrix is not None else [])
         page(view.href, "view.html.j2", page_title=view.title, view=view,
              siblings=[v for v in views if v is not view
                        and (v.scope_kind, v.scope) == (view.scope_kind, view.scope)])
@@ -136,7 +139,7 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
         tables += context["tables"] + ([asv[name]] if name in asv else [])
         page(problem_href(name), "problem.html.j2", page_title=name, asv=asv.get(name),
              **context)
-    for name, context in _solver_pages(everything, data.frame, instances):
+    for name, context in _solver_pages(everything, data.frame, instances, meta):
         tables += context["tables"]
         page(solver_href(name), "solver.html.j2", page_title=name, **context)
     skipped = Table("skipped", "Skipped files", [Column("path", "File"),
@@ -152,6 +155,12 @@ def build_site(inputs: Sequence[str | Path], output: str | Path, *,
     for table in tables:
         table.write(out / "data")
     return out / "index.html"
+
+
+def significant(value: Any, digits: int = 6) -> str:
+    """A number with ``digits`` significant digits (ladders, targets), text as it is."""
+    v = number(value)
+    return str(value) if v is None else f"{v:.{digits}g}"
 
 
 def _prepare(out: Path) -> Path:
@@ -186,12 +195,15 @@ def _problem_pages(data: Collection, instances: pd.DataFrame,
     for (*key, solver), rows in sorted(groups_of.items()):
         positions.setdefault(tuple(key), {})[solver] = [
             (int(trace_of[r]), str(outcome_of[r])) for r in rows]
+    current_of = current_versions(frame, meta)
     for problem, runs in frame.groupby("problem", sort=True):
         versions = sorted(runs["problem_version"].unique(), key=version_key, reverse=True)
+        current = current_of[problem]
+        versions.sort(key=lambda v: v != current)  # the ranked version first, then the older
         official = meta is None or problem in meta
         extra = dict((meta or {}).get(problem) or {})
         sections, tables = [], []
-        for k, version in enumerate(versions):
+        for version in versions:
             info = data.problems[(problem, version)]
             part = runs[runs["problem_version"] == version]
             rows = instances[(instances["problem"] == problem)
@@ -210,15 +222,65 @@ def _problem_pages(data: Collection, instances: pd.DataFrame,
                                "budgets": budgets,
                                "plots": _curves(data, positions[(problem, version, ruleset,
                                                                  hardware)], info, highlight)})
-            sections.append({"version": version, "info": info, "superseded": k > 0,
-                             "groups": groups,
+            canaries = canary_table(problem, version, part, info)
+            if canaries is not None:
+                tables.append(canaries)
+            sections.append({"version": version, "info": info,
+                             "superseded": version != current, "groups": groups,
+                             "canaries": canaries,
                              "fingerprints": sorted((info.get("dataset_fingerprints")
                                                      or {}).items())
                              if isinstance(info.get("dataset_fingerprints"), dict) else []})
         yield problem, {"problem": problem, "sections": sections, "tables": tables,
+                        "current": current,
                         "official": official, "paper_metric": extra.get("paper_metric"),
                         "task": extra.get("task") or data.problems[(problem, versions[0])]
                         .get("task")}
+
+
+def canary_table(problem: str, version: str, runs: pd.DataFrame, info: Mapping[str, Any]
+                 ) -> Table | None:
+    """The canaries of one instance (protocol v3: solvers that do no bilevel work, which must
+    reach neither the final target nor the top rungs), computed from the canary records
+    present: per canary and ruleset its best final primary metric and the most rungs a run
+    reached, against the final target. None when no canary record is present."""
+    mine = runs[canary_rows(runs)]
+    if mine.empty:
+        return None
+    higher = bool(info.get("higher_is_better"))
+    final = pd.to_numeric(mine["final_primary"], errors="coerce")
+    final = final.where(np.isfinite(final))
+    groups = pd.DataFrame({"final": final, "rungs_reached": pd.to_numeric(
+        mine["rungs_reached"], errors="coerce"), "rungs": pd.to_numeric(
+        mine["rungs"], errors="coerce"), "converged": mine["converged"].astype(bool)}).groupby(
+        [mine["solver"], mine["ruleset"]])
+    best = groups["final"].max() if higher else groups["final"].min()
+    table = pd.DataFrame({"best": best, "reached": groups["rungs_reached"].max(),
+                          "rungs": groups["rungs"].max(), "hit": groups["converged"].any(),
+                          "runs": groups.size()}).reset_index()
+    target = number(info.get("target"))
+    rows = [{"solver": r["solver"], "solver_href": solver_href(r["solver"]),
+             "ruleset": r["ruleset"], "runs": int(r["runs"]),
+             "best": r["best"] if pd.notna(r["best"]) else "diverged", "target": target,
+             "rungs_text": (f"{int(r['reached'])} of {int(r['rungs'])}"
+                            if pd.notna(r["reached"]) and pd.notna(r["rungs"]) else "–"),
+             "verdict": "REACHES the final target: the instance fails this canary"
+             if r["hit"] else "misses the final target"}
+            for r in table.to_dict("records")]
+    metric = str(info.get("primary_metric"))
+    return Table(f"canaries-{slug(problem, version)}",
+                 "Canaries (no bilevel work; reference lines, never ranked)",
+                 [Column("solver", "Canary", link="solver_href"), Column("ruleset", "Ruleset"),
+                  Column("best", f"Best final {metric}", "num",
+                         tip="the best final value over the canary's runs (seeds)"),
+                  Column("target", "Final target", "num"),
+                  Column("rungs_text", "Rungs reached",
+                         tip="the most rungs of the ladder one of its runs reached (LL gate "
+                             "applied)"),
+                  Column("verdict", "Verdict"), Column("runs", "Runs", "int", detail=True)],
+                 rows, note="A canary does no bilevel work (x frozen, fitted on validation "
+                 "data, moved without oracles, or random): an instance it solves cannot tell "
+                 "bilevel solvers apart and is reformulated (docs/canaries.md).")
 
 
 def _asv_tables(paths: Sequence[str | Path], paged: set[str]) -> dict[str, Table]:
@@ -357,12 +419,12 @@ PROVENANCE = ["solver_version", "source_sha256", "hardware_class", "cpu", "gpu",
               "memory_gb", "library_versions", "platform", "git_commit"]
 
 
-def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.DataFrame):
+def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.DataFrame,
+                  meta: Mapping[str, Mapping[str, Any]] | None = None):
     allruns = everything.frame
     if allruns.empty:
         return
-    newest = {p: max(g.unique(), key=version_key)
-              for p, g in frame.groupby("problem")["problem_version"]} if len(frame) else {}
+    newest = current_versions(frame, meta) if len(frame) else {}
     current = frame[frame["problem_version"] == frame["problem"].map(newest)] \
         if len(frame) else frame
     ranks_of = problem_ranks(current) if len(current) else {}
@@ -400,20 +462,30 @@ def _solver_pages(everything: Collection, frame: pd.DataFrame, instances: pd.Dat
                             Column("first", "First run", detail=True),
                             Column("last", "Last run", detail=True)], prov.to_dict("records"))
         ranks = [{**r, "problem_href": problem_href(r["problem"]),
-                  "best_href": solver_href(r["best"])}
+                  "best_href": solver_href(r["best"]),
+                  "fastest_href": solver_href(r["fastest"]) if r["fastest"] != "–" else None}
                  for r in ranks_of.get(solver, [])]
         rank_table = Table(
-            f"solver-{key}-ranks", "Rank and ratio to the best, per problem (newest versions)",
+            f"solver-{key}-ranks", "Rank per problem, and ratio to the fastest (ranked "
+            "versions)",
             [Column("problem", "Problem", link="problem_href"), Column("ruleset", "Ruleset"),
-             Column("rank_text", "Rank", tip="by ECDF area on the oracle clock (mean over "
-                                             "seeds) among the solvers that ran the problem"),
+             Column("rank_text", "Rank", tip="by solved fraction, then ECDF area on the oracle "
+                                             "clock (means over seeds), among the solvers "
+                                             "that ran the problem"),
+             Column("solved_fraction", "Solved", "pct",
+                    tip="fraction of its seeds reaching the final target"),
              Column("area", "ECDF area", "num"),
-             Column("best", "Best solver", link="best_href"),
-             Column("best_area", "Best area", "num"),
-             Column("ratio", "Ratio to best", "num",
-                    tip="median oracles to the final target / the best solver's (Dolan–Moré "
-                        "ratio); ∞ when fewer than half its seeds reach the target"),
-             Column("outcomes", "Outcomes"),
+             Column("best", "Best solver", link="best_href",
+                    tip="rank 1 by the same order (solved fraction, then ECDF area)"),
+             Column("best_area", "Best area", "num", detail=True),
+             Column("fastest", "Fastest to target", link="fastest_href",
+                    tip="the solver with the fewest median oracles to the final target (it "
+                        "need not be the best by ECDF area)"),
+             Column("ratio", "Ratio to fastest", "num",
+                    tip="median oracles to the final target / the fastest solver's "
+                        "(Dolan–Moré ratio); ∞ when fewer than half its seeds reach the "
+                        "target"),
+             Column("outcomes", "Outcomes", detail=True),
              Column("problem_version", "Version", detail=True)], ranks)
         mine = instances[instances["solver"] == solver] if len(instances) else instances
         res = [{**r, "problem_href": problem_href(r["problem"])}
@@ -457,8 +529,11 @@ def _index_tables(data: Collection, views: list[View],
                    key=lambda v: order.index(v.scope) if v.scope in order else len(order))
     problem_rows, solver_rows = [], []
     if not frame.empty:
+        current_of = current_versions(frame, meta)
         for problem, runs in frame.groupby("problem", sort=True):
-            version = max(runs["problem_version"].unique(), key=version_key)
+            recorded = set(runs["problem_version"])
+            version = current_of[problem] if current_of[problem] in recorded else \
+                max(recorded, key=version_key)
             info = data.problems[(problem, version)]
             extra = (meta or {}).get(problem) or {}
             problem_rows.append({
@@ -492,7 +567,7 @@ def _index_tables(data: Collection, views: list[View],
                                  Column("target", "Target", "num"),
                                  Column("paper_metric", "Papers' metric"),
                                  Column("solvers", "Solvers", "int"),
-                                 Column("version", "Newest version", detail=True),
+                                 Column("version", "Ranked version", detail=True),
                                  Column("family", "Family", detail=True),
                                  Column("runs", "Runs", "int", detail=True),
                                  Column("versions", "Versions", "int", detail=True)],

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bilevel_bench.leaderboard.cache import RecordCache, fingerprint, gc_paused
+from bilevel_bench.leaderboard.why import explain_record
 from bilevel_bench.metrics import HIT_FIELDS, hit_costs
 from bilevel_bench.problem import DEFAULT_LL_GAP_GATE, LLGate, default_ladder
 from bilevel_bench.results import (
@@ -211,10 +212,11 @@ def _officialise(record: dict[str, Any], row: dict[str, Any],
         "oracles_to_target": final["oracle_cost"] if final else None,
         "iterations_to_target": final["iteration"] if final else None,
     })
+    gate_dict = gate.as_dict() if gate is not None else problem.get("ll_gate")
+    row["why_kind"], row["why"] = explain_record(record, trace, gate_dict, row)
     info = {**problem, **{k: v for k, v in official.items() if k not in ("gate",
                                                                           "declared_ladder")},
-            "ladder": ladder, "ll_gate": gate.as_dict() if gate is not None else
-            problem.get("ll_gate")}
+            "ladder": ladder, "ll_gate": gate_dict}
     return "", info
 
 
@@ -275,6 +277,8 @@ def summarise(blob: bytes, official: dict[str, dict[str, Any]]) -> Summary:
                 return Summary(run_id, f"disagrees with the registry: {why}")
         else:
             info = {**problem, "official": False, "label": "unofficial"}
+            row["why_kind"], row["why"] = explain_record(record, record["trace"],
+                                                         problem.get("ll_gate"), row)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Summary(run_id, f"malformed record: {type(exc).__name__}: {exc}")
     row["official"] = bool(info.get("official"))
@@ -298,8 +302,9 @@ def cache_key(official: dict[str, dict[str, Any]]) -> str:
     """The fingerprint of every :class:`Summary`: the official metadata and the code that
     reads, checks and summarises records."""
     from bilevel_bench import metrics, problem, results
+    from bilevel_bench.leaderboard import why
 
-    return fingerprint(official, [sys.modules[__name__], results, problem, metrics])
+    return fingerprint(official, [sys.modules[__name__], why, results, problem, metrics])
 
 
 @gc_paused()  # millions of small acyclic objects: JSON, unpickled summaries, rows

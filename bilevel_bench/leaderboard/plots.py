@@ -54,6 +54,8 @@ class Series:
     note: str = ""
     visible: bool = False
     key: str = ""  # the name ?highlight= matches (default: the label)
+    color: str = ""  # default: the palette's colour of the series' position
+    dash: str | None = None  # default: the dash of the series' position
 
 
 class _Axis:
@@ -203,7 +205,8 @@ def line_plot(series: Sequence[Series], *, title: str, xlabel: str, ylabel: str,
                 [:max(0, max_visible - len(forced))])
     legend = []
     for i, s in enumerate(series):
-        color, dash = PALETTE[i % len(PALETTE)], DASHES[(i // len(PALETTE)) % len(DASHES)]
+        color = s.color or PALETTE[i % len(PALETTE)]
+        dash = s.dash if s.dash is not None else DASHES[(i // len(PALETTE)) % len(DASHES)]
         px, py = ax(xs[i]), ay(ys[i])
         label = escape(s.label)
         off = "" if i in shown else " off"

@@ -23,11 +23,14 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
                      problem_version: str = "1", target: float = 1e-3, budget: float = 10.0,
                      checkpoints: int = 30, rng: np.random.Generator | None = None,
                      task: str = "quadratics", n_constraints: int = 0, diverge: bool = False,
-                     status: str | None = None, handles: tuple[str, ...] = ()
+                     status: str | None = None, handles: tuple[str, ...] = (),
+                     error: str | None = None, canary: bool = False, gated: bool = True
                      ) -> dict[str, Any]:
     """One record; ``speed`` (per solver second) sets how fast the gap closes. ``diverge``:
     the metric becomes NaN after the first third of the run (status ``status`` or
-    ``diverged``); ``status`` forces the recorded status."""
+    ``diverged``); ``status`` forces the recorded status, ``error`` its message. ``canary``:
+    the solver says it is a canary (a reference line). ``gated=False``: no checkpoint passes
+    the LL gate (its ll_gap stays above the gate's bound, 1), so no rung counts."""
     key = hashlib.sha256(repr((problem, problem_version, solver, seed, ruleset,
                                hardware_class)).encode())
     rng = rng or np.random.default_rng(int(key.hexdigest()[:8], 16))
@@ -36,21 +39,23 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
     values = np.exp(-speed * noise * times)
     if diverge:
         values[checkpoints // 3:] = np.nan
-    hit = int(np.argmax(values <= target)) if (values <= target).any() else None
+    hit = int(np.argmax(values <= target)) if gated and (values <= target).any() else None
     last = checkpoints if hit is None else hit + 1
     ladder = [target * 1e3, target * 10, target]
     trace = [{"iteration": 10 * k, "time": float(t), "oracle_cost": float(1000 * t),
               "samples": 0, "counts": {"f_grad": float(500 * t), "g_grad": float(500 * t)},
-              "metrics": {"ul_gap": float(v), "ll_gap": float(v / 2),
+              "gate": gated,
+              "metrics": {"ul_gap": float(v), "ll_gap": float(v / 2) if gated else 1.01,
                           "constraint_violation": 0.0, "test_accuracy": float(1 - v / 3)}}
              for k, (t, v) in enumerate(zip(times[:last], values[:last], strict=True))]
     end = trace[-1]
     converged = hit is not None
-    run_id = hashlib.sha256(repr((key.hexdigest(), budget, diverge, status,
-                                  task)).encode()).hexdigest()[:16]
+    run_id = hashlib.sha256(repr((key.hexdigest(), budget, diverge, status, task, error,
+                                  gated)).encode()).hexdigest()[:16]
     hits = []
     for rung in ladder:
-        first = next((r for r in trace if r["metrics"]["ul_gap"] <= rung), None)
+        first = next((r for r in trace if r["metrics"]["ul_gap"] <= rung and r["gate"]),
+                     None)
         hits.append(None if first is None else {
             "target": rung, "iteration": first["iteration"], "oracle_cost": first["oracle_cost"],
             "time": first["time"], "wall_time": first["time"]})
@@ -67,7 +72,8 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
                                 "description": "synthetic"}},
         "solver": {"name": solver, "version": "1.0", "citation": "Synthetic solver",
                    "spec": solver, "hyperparameters": {"lr": 0.1}, "needs": [],
-                   "handles": list(handles), "source_file": None, "source_sha256": "a" * 64},
+                   "handles": list(handles), "source_file": None, "source_sha256": "a" * 64,
+                   **({"canary": True} if canary else {})},
         "ruleset": ruleset, "seed": seed,
         "device": {"type": "cpu", "name": "cpu", "threads": 1},
         "hardware": {"cpu": "synthetic", "cores": 2, "memory_gb": 8.0, "gpu": None,
@@ -77,7 +83,7 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
         "git_revision": {"commit": "0" * 40, "dirty": False},
         "budget": {"seconds": budget, "oracle_cost": None, "iterations": None, "timeout": 60.0},
         "status": status or ("diverged" if diverge else "converged" if converged else "budget"),
-        "error": None, "trace": trace,
+        "error": error, "trace": trace,
         "summary": {"converged": converged,
                     "time_to_target": end["time"] if converged else None,
                     "oracles_to_target": end["oracle_cost"] if converged else None,
@@ -85,6 +91,7 @@ def synthetic_record(problem: str, solver: str, seed: int, *, speed: float = 1.0
                     "iterations": end["iteration"], "solver_time": end["time"],
                     "oracle_cost": end["oracle_cost"], "wall_time": end["time"] * 1.1,
                     "evaluation_time": 0.01, "final": dict(end["metrics"]),
+                    "start": {"ul_gap": 1.0, "ll_gap": 0.5},
                     "rungs": len(ladder), "rungs_reached": sum(h is not None for h in hits),
                     "ladder_hits": hits},
     }

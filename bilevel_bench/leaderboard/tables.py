@@ -26,7 +26,8 @@ KINDS = {"text", "num", "int", "pct", "ci", "iqr", "rank"}
 @dataclass
 class Column:
     """How to show ``row[key]``. ``lo``/``hi`` name the interval keys of ``ci``/``iqr`` columns;
-    ``link`` names the row key that holds the cell's href; ``tip`` is a header tooltip;
+    ``link`` names the row key that holds the cell's href; ``title`` the row key that holds the
+    cell's own tooltip (e.g. why a run failed); ``tip`` is a header tooltip;
     ``detail`` columns are shown only behind the table's "all columns" toggle (the decisive
     ones stay visible without horizontal scrolling)."""
 
@@ -36,6 +37,7 @@ class Column:
     lo: str | None = None
     hi: str | None = None
     link: str | None = None
+    title: str | None = None
     tip: str = ""
     detail: bool = False
 
@@ -55,7 +57,8 @@ class Table:
     note: str = ""
 
     def cells(self, columns: list[Column] | None = None) -> list[list[dict[str, Any]]]:
-        """Rows of ``{"text", "sort", "href", "num", "cls"}`` cells for the template."""
+        """Rows of ``{"text", "sort", "href", "num", "cls", "title"}`` cells for the
+        template."""
         return [[_cell(col, row) for col in (columns or self.columns)] for row in self.rows]
 
     def body_html(self, columns: list[Column] | None = None) -> Markup:
@@ -69,8 +72,9 @@ class Table:
                 text = _html(cell["text"])
                 if cell["href"]:
                     text = f'<a href="{_html(cell["href"])}">{text}</a>'
+                title = f' title="{_html(cell["title"])}"' if cell["title"] else ""
                 out.append(f'<td class="{"num " if cell["num"] else ""}{_html(cell["cls"])}" '
-                           f'data-sort="{_html(cell["sort"])}">{text}</td>')
+                           f'data-sort="{_html(cell["sort"])}"{title}>{text}</td>')
             out.append("</tr>\n")
         return Markup("".join(out))
 
@@ -85,7 +89,8 @@ class Table:
 
     def write(self, data_dir: Path) -> None:
         """Write the raw rows as CSV and JSON (non-finite numbers: ``inf``/``-inf``/null)."""
-        keys = _keys(self.rows, {c.link for c in self.columns if c.link})
+        keys = _keys(self.rows, {c.link for c in self.columns if c.link}
+                     | {c.title for c in self.columns if c.title})
         with open(data_dir / f"{self.id}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(keys)
@@ -171,10 +176,11 @@ def fmt(value: Any, kind: str = "num") -> str:
 def _cell(col: Column, row: dict[str, Any]) -> dict[str, Any]:
     value = row.get(col.key)
     href = row.get(col.link) if col.link else None
+    title = row.get(col.title) if col.title else None
     if col.kind == "text" or isinstance(value, str):
         text = "–" if value is None else str(value)
         return {"text": text, "sort": text.lower() if col.kind == "text" else "",
-                "href": href, "num": col.kind != "text", "cls": _state(text)}
+                "href": href, "num": col.kind != "text", "cls": _state(text), "title": title}
     v = number(value)
     sort = "" if v is None else ("1e308" if v == math.inf else "-1e308" if v == -math.inf
                                  else repr(v))
@@ -185,7 +191,7 @@ def _cell(col: Column, row: dict[str, Any]) -> dict[str, Any]:
         text = f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
     else:
         text = fmt(value, col.kind)
-    return {"text": text, "sort": sort, "href": href, "num": True, "cls": ""}
+    return {"text": text, "sort": sort, "href": href, "num": True, "cls": "", "title": title}
 
 
 def _state(text: str) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from markupsafe import Markup
 from bilevel_bench.leaderboard.collect import as_float
 from bilevel_bench.leaderboard.plots import Series, line_plot
 from bilevel_bench.leaderboard.tables import Column, Table, fmt, slug, solver_href
+from bilevel_bench.leaderboard.why import KINDS
 from bilevel_bench.metrics import (
     CANARY_LABEL,
     canary_rows,
@@ -40,6 +41,7 @@ from bilevel_bench.metrics import (
     ecdf_axis,
     ladder_cube,
     ladder_ranking,
+    without_canaries,
 )
 
 #: task name -> short page key, in the order the site lists them; "coupled" is the cross-cutting
@@ -184,11 +186,17 @@ class View:
     frame: pd.DataFrame = field(repr=False)
     panels: list[Panel] = field(default_factory=list)
     matrix: Table | None = None
+    budget_matrix: Table | None = None
     summary: list[str] = field(default_factory=list)
     versions: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
     hardware: list[str] = field(default_factory=list)
     seeds: str = ""
     key: str = ""
+    #: (problem, recorded version, current version) of the scope's records never ranked here
+    older: list[tuple[str, str, str]] = field(default_factory=list)
+    #: False when fewer than two solvers (canaries aside) ran a common instance: no ranking
+    ranked: bool = True
 
     @property
     def href(self) -> str:
@@ -201,7 +209,7 @@ class View:
 
     @property
     def leaders(self) -> list[str]:
-        if not self.panels or self.panels[0].ranking.empty:
+        if not self.ranked or not self.panels or self.panels[0].ranking.empty:
             return []
         table = self.panels[0].ranking
         return table.loc[table["rank"] == table["rank"].min(), "solver"].tolist()
@@ -213,6 +221,30 @@ class View:
     @property
     def solvers(self) -> int:
         return int(self.frame["solver"].nunique())
+
+
+def current_versions(frame: pd.DataFrame, meta: Mapping[str, Mapping[str, Any]] | None
+                     ) -> dict[str, str]:
+    """Problem -> the version that is ranked: the registry's current version where the registry
+    declares one (records of any other version are "older versions", never ranked, even when
+    no record of the current version exists), else the newest version recorded."""
+    from bilevel_bench.leaderboard.collect import version_key
+
+    out = {}
+    for problem, versions in frame.groupby("problem")["problem_version"]:
+        declared = ((meta or {}).get(problem) or {}).get("version")
+        out[problem] = str(declared) if declared is not None else \
+            max(versions.unique(), key=version_key)
+    return out
+
+
+def comparable(part: pd.DataFrame) -> bool:
+    """Whether a view can rank: at least two solvers (canaries aside) ran a common
+    instance."""
+    ranked = without_canaries(part)
+    if ranked.empty:
+        return False
+    return bool(ranked.groupby(["problem", "problem_version"])["solver"].nunique().max() >= 2)
 
 
 def split_budgets(part: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -230,7 +262,7 @@ def split_budgets(part: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             if len(values) == 1 and all(k[c] is not None for k in keys):
                 parts.append(f"{values[0]:g} {unit}")
             elif values:
-                parts.append(f"{unit} cap per instance ({values[0]:g} to {values[-1]:g})")
+                parts.append(f"{values[0]:g} to {values[-1]:g} {unit} (per instance)")
         label = " + ".join(parts)
         return [(label, part)]
     return [(budget_label(k), part[part["budget_key"] == k])
@@ -280,11 +312,10 @@ def build_views(frame: pd.DataFrame, problems: Mapping[tuple[str, str], dict[str
     """Every view of the (annotated, ranked-rulesets-only) frame."""
     if frame.empty:
         return []
-    from bilevel_bench.leaderboard.collect import version_key
-
-    newest = newest or {p: max(g.unique(), key=version_key)
-                        for p, g in frame.groupby("problem")["problem_version"]}
-    ranked = frame[frame["problem_version"] == frame["problem"].map(newest)]
+    newest = newest or current_versions(frame, meta)
+    current = frame["problem_version"] == frame["problem"].map(newest)
+    ranked = frame[current]
+    older = frame.loc[~current, ["problem", "problem_version"]].drop_duplicates()
     official = set(meta) if meta is not None else None
     solver_info = {name: info for (name, _v), info in sorted(solvers.items())}
     views: list[View] = []
@@ -297,6 +328,9 @@ def build_views(frame: pd.DataFrame, problems: Mapping[tuple[str, str], dict[str
                 view.key = slug(kind, name, ruleset, budget)
                 _fill(view, problems, solver_info, meta, n_boot, seed, highlight,
                       ranked[ranked["problem"].isin(members)])
+                view.older = sorted(
+                    (p, v, newest[p]) for p, v in zip(older["problem"], older[
+                        "problem_version"], strict=True) if p in members)
                 views.append(view)
     for view in views:
         view.summary = summarise(view, [v for v in views if v is not view
@@ -321,10 +355,15 @@ def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
                                                    strict=True)})
     view.hardware = sorted(part["hardware_class"].unique())
     view.seeds = _seeds(part)
-    view.panels.append(_panel(part, "oracles", None, n_boot, seed, highlight))
+    view.ranked = comparable(part)
+    paper = [str(m) for m in ((meta or {}).get(p, {}).get("paper_metric")
+                              for p, _ in view.versions) if m]
+    outcomes = outcome_metrics(part, paper)
+    view.panels.append(_panel(part, "oracles", None, n_boot, seed, highlight, view.ranked,
+                              outcomes))
     for hardware in view.hardware:
         view.panels.append(_panel(part[part["hardware_class"] == hardware], "time", hardware,
-                                  n_boot, seed, highlight))
+                                  n_boot, seed, highlight, view.ranked, outcomes))
     # every solver run in this scope under this ruleset (any budget) is a row of the matrix
     everyone = sorted(set(scope_frame.loc[scope_frame["ruleset"] == view.ruleset, "solver"]))
     order = view.panels[0].ranking["solver"].tolist()
@@ -333,14 +372,15 @@ def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
          and any(applicability(solver_info[s], problems.get(pv, {}),
                                (meta or {}).get(pv[0]) if meta else None)
                  for pv in view.versions)]
+    view.failures, why = failures(part, view.key)
     cube = ladder_cube(part, "oracles", view.versions, rows_solvers)
-    outcomes = {key: Counter(group) for key, group in part.groupby(["problem", "solver"])[
+    tallies = {key: Counter(group) for key, group in part.groupby(["problem", "solver"])[
         "outcome"]}
     rows = []
     for j, solver in enumerate(rows_solvers):
         row: dict[str, Any] = {"solver": solver, "solver_href": solver_href(solver)}
         for i, (problem, version) in enumerate(view.versions):
-            outs = outcomes.get((problem, solver))
+            outs = tallies.get((problem, solver))
             if outs:
                 area = float(np.nanmean(cube.runs[i, j, :cube.counts[i, j]]))
                 marks = []
@@ -350,22 +390,118 @@ def _fill(view: View, problems, solver_info, meta, n_boot, seed, highlight,
                     marks.append(f"{outs['failed']} failed")
                 text = f"{area:.2f}" + (f" ({', '.join(marks)})" if marks else "")
                 row[f"cell:{problem}"] = text
+                href, tip = why.get((problem, solver), (None, None))
+                row[f"why:{problem}"] = href
+                row[f"tip:{problem}"] = tip or f"all {sum(outs.values())} runs reached the " \
+                    "final target"
             else:
                 info = solver_info.get(solver, {})
                 reason = applicability(info, problems.get((problem, version), {}),
                                        (meta or {}).get(problem) if meta else None)
                 row[f"cell:{problem}"] = f"n/a: {reason or 'not run'} (counts 0)"
+                row[f"tip:{problem}"] = (f"not run: {reason} (its declared capabilities)"
+                                         if reason else "not run: no record of this solver "
+                                         "on this instance (it could run it)") + \
+                    "; counts 0 in the ranking"
         rows.append(row)
     view.matrix = Table(
         f"matrix-{view.key}", "Per instance: ECDF area (oracle clock, mean over seeds), "
         "failed and diverged runs; n/a: the solver's declared capabilities exclude the "
         "problem, or it has no record there (not run); an n/a instance counts 0 in the ranking",
         [Column("solver", "Solver", link="solver_href"),
-         *[Column(f"cell:{p}", p) for p, _ in view.versions]], rows)
+         *[Column(f"cell:{p}", p, link=f"why:{p}", title=f"tip:{p}")
+           for p, _ in view.versions]], rows,
+        note="Hover a cell for why its runs failed; click it for every run's reason.")
+    view.budget_matrix = budget_matrix(view, rows_solvers[:len(order)] + [
+        s for s in rows_solvers[len(order):] if (part["solver"] == s).any()], outcomes)
+
+
+def failures(part: pd.DataFrame, key: str
+             ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[str, str]]]:
+    """Why the runs of a view did not reach their final target: one entry per (instance,
+    solver) with such runs (``id``, ``problem``, ``solver``, ``counts`` by kind and ``runs``,
+    (seed, reason) pairs, from the records' ``why``), and per (instance, solver) the
+    matrix cell's (link to the entry, tooltip)."""
+    if "why_kind" not in part:
+        return [], {}
+    bad = part[part["why_kind"].fillna("").astype(bool)]
+    if bad.empty:
+        return [], {}
+    bad = bad.sort_values(["problem", "solver", "seed"], kind="stable")
+    kinds = bad.groupby(["problem", "solver"], sort=False)["why_kind"].value_counts(sort=False)
+    counts: dict[tuple[str, str], list[str]] = {}
+    for (problem, solver, kind), n in kinds.items():
+        counts.setdefault((problem, solver), []).append(f"{n} {KINDS.get(kind, kind)}")
+    entries, cells = [], {}
+    for (problem, solver), group in bad.groupby(["problem", "solver"], sort=False):
+        anchor = f"why-{slug(key, problem, solver)}"
+        runs = list(zip(group["seed"].tolist(), group["why"].tolist(), strict=True))
+        summary = ", ".join(counts[(problem, solver)])
+        first = f"seed {runs[0][0]}: {runs[0][1]}"
+        tip = f"{summary} — {first}" + (f" (and {len(runs) - 1} more: click)"
+                                         if len(runs) > 1 else "")
+        entries.append({"id": anchor, "problem": problem, "solver": solver,
+                        "counts": summary, "runs": runs})
+        cells[(problem, solver)] = (f"#{anchor}", tip)
+    return entries, cells
+
+
+#: final metrics that are task outcomes a practitioner cares about (reported, never ranked):
+#: test metrics, refusal rates on held-out prompts, profit
+OUTCOME_PREFIXES = ("test_", "refusal_rate", "heldout_", "profit", "helpfulness")
+REPORTED = "reported, not ranked"
+
+
+def outcome_metrics(part: pd.DataFrame, paper: Sequence[str] = ()) -> list[str]:
+    """The task outcomes the records of a view report (``final_<name>`` columns with a value):
+    the instances' papers' metrics first, then :data:`OUTCOME_PREFIXES`, never a primary
+    metric (ranked already)."""
+    primary = set(part["primary_metric"].unique())
+    present = [c.removeprefix("final_") for c in part.columns
+               if c.startswith("final_") and c != "final_primary"]
+    wanted = [m for m in present if m not in primary
+              and (m in paper or m.startswith(OUTCOME_PREFIXES))]
+    present_cols = [m for m in wanted if part[f"final_{m}"].notna().any()]
+    return sorted(present_cols, key=lambda m: (m not in paper, m))
+
+
+def at_budget(part: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """The fixed-budget values: per (solver, problem), the median over seeds of the final
+    primary metric (``primary``) and of each task outcome in ``metrics`` (NaN where no run has
+    a finite value). One vectorised group-by."""
+    columns = {"primary": part["final_primary"],
+               **{m: part[f"final_{m}"] for m in metrics}}
+    values = pd.DataFrame({k: pd.to_numeric(v, errors="coerce") for k, v in columns.items()})
+    values = values.where(np.isfinite(values))
+    return values.groupby([part["solver"], part["problem"]]).median()
+
+
+def _reported(per: pd.DataFrame, solvers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per solver, the median over the instances it ran of :func:`at_budget`'s seed medians
+    ('diverged' for a primary metric without any finite value) and the instances counted."""
+    if per.empty:
+        return {}
+    over = per.groupby(level=0).median()
+    ran = per.groupby(level=0).size()
+    out = {}
+    for solver in solvers:
+        if solver not in over.index:
+            continue
+        row = over.loc[solver]
+        out[solver] = {f"out:{k}": (float(v) if pd.notna(v) else
+                                    ("diverged" if k == "primary" else None))
+                       for k, v in row.items()}
+        out[solver]["final"] = out[solver].pop("out:primary")
+        out[solver]["final_n"] = int(ran[solver])
+    return out
 
 
 def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, seed: int,
-           highlight: Sequence[str]) -> Panel:
+           highlight: Sequence[str], ranked: bool = True, outcomes: Sequence[str] = ()
+           ) -> Panel:
+    """One clock of a view: the ranking table (``ranked=False``: scores without ranks),
+    the fixed-budget values beside it (reported, not ranked) and the ECDF plot with the best
+    canary as a reference line."""
     instances = sorted(set(zip(part["problem"], part["problem_version"], strict=True)))
     table, _ = ladder_ranking(part, clock, instances=instances, n_boot=n_boot, seed=seed)
     stats = part.groupby("solver").agg(
@@ -376,16 +512,17 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
         verified=("verification", lambda s: int((s == "verified").sum()))
         if "verification" in part else ("run_id", lambda s: 0))
     metrics = sorted(part["primary_metric"].unique())
-    finals = {}
-    if len(metrics) == 1:
-        per = part.groupby(["solver", "problem"])["final_primary"]
-        for solver, values in per.median().groupby(level=0):
-            finals[solver] = float(values.median()) if values.notna().any() else "diverged"
+    reported = _reported(at_budget(part, outcomes), list(stats.index))
     canaries = part[canary_rows(part)]
     shown = table.to_dict("records")
+    if not ranked:
+        shown = [{**rec, "rank": None, "tied": False} for rec in shown]
+    lines = pd.DataFrame()
     if len(canaries):  # reference lines after the ranked solvers, never ranked
         lines, _ = ladder_ranking(canaries, clock, instances=instances, n_boot=0,
                                   include_canaries=True)
+        lines = lines.sort_values(["solved_fraction", "score"], ascending=False,
+                                  kind="stable")
         shown += [{**rec, "rank": CANARY_LABEL, "tied": False} for rec in
                   lines.to_dict("records")]
     rows = []
@@ -398,13 +535,17 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                      "statuses": s["statuses"], "runs": int(s["runs"]),
                      "verified": (f"{int(s['verified'])} of {int(s['runs'])} verified"
                                   if s["verified"] else "self-reported"),
-                     "final": finals.get(rec["solver"]),
+                     **reported.get(rec["solver"], {}),
                      "ran": f"{rec['instances']} of {rec['instances_total']}"})
     unit = "oracle cost" if clock == "oracles" else f"solver CPU s, {hardware}"
+    over = "the median over the instances the solver ran of the median over seeds of the " \
+        "value at the end of the budget (instances' scales differ: per instance in the " \
+        "fixed-budget table below)"
     columns = [
         Column("rank", "Rank", "rank",
                tip="1 + the number of solvers significantly ahead (paired bootstrap over "
-                   "instances and seeds, one-sided, Holm-corrected at 5%); = marks a tie"),
+                   "instances and seeds, one-sided, Holm-corrected at 5%); = marks a tie"
+                   if ranked else "not ranked: fewer than two solvers ran a common instance"),
         Column("solver", "Solver", link="solver_href"),
         Column("solved_fraction", "Solved [95% CI]", "ci", "solved_fraction_lo",
                "solved_fraction_hi",
@@ -414,15 +555,18 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                tip="area under the target-ladder ECDF (log budget axis), mean over every "
                    "instance of the view (not run = 0); breaks ties of the solved fraction"),
         Column("ran", "Instances run", tip="instances with a record, of the view's"),
-        Column("success", "Success", "pct", tip="runs reaching the final target"),
         Column("outcomes", "Outcomes", tip="reached the final target / failed (budget, error, "
                                            "timeout, oom) / diverged, out of all runs"),
     ]
     if len(metrics) == 1:
-        columns.append(Column("final", f"Final {metrics[0]}", "num",
-                              tip="median over instances of the median over seeds; "
-                                  "'diverged' when no run has a finite value"))
+        columns.append(Column("final", f"{metrics[0]} at budget †", "num",
+                              tip=f"{REPORTED}: {over}; 'diverged' when no run has a finite "
+                                  "value"))
+    columns += [Column(f"out:{m}", f"{m} †", "num", detail=k >= 1,
+                       tip=f"task outcome, {REPORTED}: {over}")
+                for k, m in enumerate(outcomes)]
     columns += [
+        Column("success", "Success", "pct", detail=True, tip="runs reaching the final target"),
         Column("mean_rank", "Mean rank [CI]", "ci", "mean_rank_lo", "mean_rank_hi",
                detail=True, tip="average rank by (solved fraction, ECDF area) over every "
                                 "instance of the view (not run = last)"),
@@ -436,8 +580,49 @@ def _panel(part: pd.DataFrame, clock: str, hardware: str | None, n_boot: int, se
                    "others are self-reported"),
     ]
     tid = f"rank-{slug(clock, hardware, *sorted(part['run_id'])[:3], len(part))}"
-    out = Table(tid, f"Ranking by ECDF area — {unit}", columns, rows)
-    return Panel(clock, hardware, table, out, _ecdf_plot(part, clock, table, stats, highlight))
+    title = f"Ranking by solved fraction, then ECDF area — {unit}" if ranked else \
+        f"Scores, not ranked (fewer than two solvers ran a common instance) — {unit}"
+    note = f"† {REPORTED} (fixed budget): {over}." if len(metrics) == 1 or outcomes else ""
+    out = Table(tid, title, columns, rows, note=note)
+    best = str(lines["solver"].iloc[0]) if len(lines) else None  # lines: best first
+    return Panel(clock, hardware, table, out,
+                 _ecdf_plot(part, clock, table, stats, highlight, best))
+
+
+def budget_matrix(view: View, solvers: Sequence[str], outcomes: Sequence[str]) -> Table:
+    """The fixed-budget view per instance: per solver and instance the median over seeds of
+    the final primary metric and of the instance's first task outcome (reported, not
+    ranked)."""
+    per = at_budget(view.frame, outcomes)
+    shown = {}
+    for problem, _version in view.versions:
+        metric = str(view.frame.loc[view.frame["problem"] == problem,
+                                    "primary_metric"].iloc[0])
+        here = per.xs(problem, level="problem") if problem in per.index.get_level_values(
+            "problem") else per.iloc[:0]
+        extra = next((m for m in outcomes if here[m].notna().any()), None)
+        shown[problem] = (metric, extra, here)
+    rows = []
+    for solver in solvers:
+        row: dict[str, Any] = {"solver": solver, "solver_href": solver_href(solver)}
+        for problem, (_metric, extra, here) in shown.items():
+            if solver not in here.index:
+                row[f"at:{problem}"] = "not run"
+                continue
+            value = here.loc[solver, "primary"]
+            text = fmt(value) if pd.notna(value) else "diverged"
+            if extra is not None:
+                text += f" · {fmt(here.loc[solver, extra])}"
+            row[f"at:{problem}"] = text
+        rows.append(row)
+    columns = [Column("solver", "Solver", link="solver_href"),
+               *[Column(f"at:{p}", f"{p}: {metric}" + (f" · {extra}" if extra else ""))
+                 for p, (metric, extra, _) in shown.items()]]
+    return Table(f"budget-{view.key}", f"At the budget, per instance ({REPORTED})", columns,
+                 rows, note="Fixed-budget view: the median over seeds of the final primary "
+                 "metric (and of the instance's first task outcome, after ·) at the end of the "
+                 "budget; 'diverged' when no run has a finite value. Reported beside the "
+                 "ranking, never used to rank.")
 
 
 def _outcomes(runs: int, reached: int, failed: int, diverged: int) -> str:
@@ -449,8 +634,14 @@ def _outcomes(runs: int, reached: int, failed: int, diverged: int) -> str:
     return f"{' · '.join(parts)} / {runs}"
 
 
+#: how the best canary's reference line is drawn in ECDF plots
+CANARY_STYLE = {"color": "#8c8c8c", "dash": "3 3"}
+
+
 def _ecdf_plot(frame: pd.DataFrame, clock: str, table: pd.DataFrame, stats: pd.DataFrame,
-               highlight: Sequence[str]) -> Markup:
+               highlight: Sequence[str], canary: str | None = None) -> Markup:
+    """The ECDF of every ranked solver, and of the best canary (``canary``) as a grey dashed
+    reference line, always drawn."""
     low, high = ecdf_axis(frame, clock)
     budgets = np.geomspace(low, high, 61)
     curves = ecdf(frame, clock, budgets)
@@ -463,12 +654,16 @@ def _ecdf_plot(frame: pd.DataFrame, clock: str, table: pd.DataFrame, stats: pd.D
         series.append(Series(solver, budgets, curves[solver], step=True,
                              note=f"({div}/{runs} diverged)" if div else "",
                              visible=solver in highlight))
+    if canary is not None and canary in curves:
+        series.append(Series(f"best canary: {canary}", budgets, curves[canary], step=True,
+                             note="(reference)", visible=True, key=canary, **CANARY_STYLE))
     unit = "solver CPU seconds" if clock == "time" else "oracle cost"
+    note = "best first; (k/n diverged): runs that diverged" + (
+        "; grey dashes: the best canary (no bilevel work, never ranked)" if canary else "")
     return Markup(line_plot(series, title=f"Target-ladder ECDF ({clock} clock)",
                             xlabel=f"budget ({unit}, log scale)", xlog=True,
                             ylabel="fraction of (instance, rung) pairs",
-                            xlim=(low, high), ylim=(0.0, 1.0),
-                            note="best first; (k/n diverged): runs that diverged"))
+                            xlim=(low, high), ylim=(0.0, 1.0), note=note))
 
 
 # ------------------------------------------------------------------------ summaries
@@ -486,6 +681,10 @@ def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
     table = view.panels[0].ranking
     if table.empty:
         return [Markup("No solver has a scored run in this view.")]
+    if not view.ranked:
+        return [Markup("Fewer than two solvers (canaries aside) ran a common instance: this "
+                       "view does not rank them ({}). Their scores are listed without a "
+                       "rank.").format(_name_list(table["solver"].tolist()))]
     top = table.iloc[0]
     leaders = view.leaders
     if len(leaders) == 1:
@@ -522,25 +721,19 @@ def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
               for v in siblings if v.ruleset != view.ruleset and v.leaders]
     if others:
         out.append(Markup("Leaders under the other rulesets — {}.").format("; ".join(others)))
-    defaults = ([view] if view.ruleset == "default" else []) + \
-        [v for v in siblings if v.ruleset == "default"]
-    div: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    seen: set[str] = set()
-    for v in defaults:
-        for rid, solver, res in zip(v.frame["run_id"], v.frame["solver"], v.frame["outcome"],
-                                    strict=True):
-            if rid not in seen:
-                seen.add(rid)
-                total[solver] += 1
-                div[solver] += res == "diverged"
-    diverging = [f"{s} ({div[s]} of {total[s]} runs)"
-                 for s in sorted(div, key=lambda s: (-div[s], s)) if div[s]]
-    if diverging:
-        out.append(Markup("Diverge with their default hyperparameters: {}.").format(
-            ", ".join(diverging)))
-    elif defaults:
-        out.append(Markup("No solver diverges with its default hyperparameters here."))
+    # divergence under this view's own ruleset (its hyperparameters), all budgets of the scope
+    same = [view] + [v for v in siblings if v.ruleset == view.ruleset]
+    frame = pd.concat([v.frame[["run_id", "solver", "outcome"]] for v in same]
+                      ).drop_duplicates("run_id")
+    div = (frame["outcome"] == "diverged").groupby(frame["solver"]).agg(["sum", "size"])
+    div = div[div["sum"] > 0].sort_values(["sum"], ascending=False, kind="stable")
+    config = "their default hyperparameters" if view.ruleset == "default" else \
+        f"the {view.ruleset} ruleset's hyperparameters"
+    if len(div):
+        out.append(Markup("Diverge with {}: {}.").format(config, ", ".join(
+            f"{s} ({int(r['sum'])} of {int(r['size'])} runs)" for s, r in div.iterrows())))
+    else:
+        out.append(Markup("No run diverges with {} in this view.").format(config))
     nothing = table.loc[table["score"] == 0, "solver"].tolist()
     if nothing:
         out.append(Markup("Reached no rung within the budget: {}.").format(_name_list(nothing)))
@@ -548,45 +741,57 @@ def summarise(view: View, siblings: Sequence[View]) -> list[Markup]:
 
 
 # ------------------------------------------------------------------------ solver pages
+def _ahead(mine: tuple[float, float], others: Iterable[tuple[float, float]]) -> int:
+    """How many (solved fraction, area) keys are strictly ahead of ``mine``
+    (lexicographically, up to 1e-12)."""
+    return sum(k[0] > mine[0] + 1e-12 or (abs(k[0] - mine[0]) <= 1e-12
+                                          and k[1] > mine[1] + 1e-12) for k in others)
+
+
 def problem_ranks(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """Solver -> one row per (problem, version, ruleset) it ran: its rank by ECDF area (oracle
-    clock, mean over seeds) among the solvers that ran it, the best area and solver, and its
-    Dolan–Moré ratio of median oracles to the final target to the best one. One ladder cube
-    per (problem, version, ruleset), shared by all its solvers."""
+    """Solver -> one row per (problem, version, ruleset) it ran: its rank among the solvers that
+    ran it by the views' order (solved fraction over seeds, then ECDF area on the oracle clock,
+    means over seeds; 1 + the number of solvers strictly ahead), the best solver by the same
+    order and its scores, and its Dolan–Moré ratio of median oracles to the final target to the
+    fastest solver's (named: ``fastest``, which need not be the best). One ladder cube per
+    (problem, version, ruleset), shared by all its solvers; canaries are listed, never
+    ranked."""
     out: dict[str, list[dict[str, Any]]] = {}
     if frame.empty:
         return out
     for (problem, version, ruleset), group in frame.groupby(["problem", "problem_version",
                                                             "ruleset"], sort=True):
         cube = ladder_cube(group, "oracles")
-        areas = {s: float(np.nanmean(cube.runs[0, j, :cube.counts[0, j]]))
-                 for j, s in enumerate(cube.solvers) if cube.counts[0, j]}
+        keys = {s: (float(np.nanmean(cube.solved[0, j, :cube.counts[0, j]])),
+                    float(np.nanmean(cube.runs[0, j, :cube.counts[0, j]])))
+                for j, s in enumerate(cube.solvers) if cube.counts[0, j]}
         to_target = pd.to_numeric(group["oracles_to_target"], errors="coerce").where(
             group["converged"].astype(bool)).fillna(np.inf)
         costs = to_target.groupby(group["solver"]).median().astype(float).to_dict()
-        finite = [c for c in costs.values() if math.isfinite(c)]
         converged = group["converged"].astype(bool).groupby(group["solver"]).sum()
         failed = (group["outcome"] == "failed").groupby(group["solver"]).sum()
         diverged = (group["outcome"] == "diverged").groupby(group["solver"]).sum()
         sizes = group.groupby("solver").size()
         canaries = set(group.loc[canary_rows(group), "solver"])
-        ranked = {s: a for s, a in areas.items() if s not in canaries}
-        ordered = sorted(ranked.values(), reverse=True)
-        for solver in sorted(areas):
-            rank = 1 + sum(v > areas[solver] + 1e-12 for v in ordered)
-            pool = ranked or areas
-            best = max(pool, key=lambda s, me=solver: (pool[s], s == me))
-            ratio = costs[solver] / min(finite) if finite and math.isfinite(costs[solver]) \
-                else math.inf
+        ranked = {s: k for s, k in keys.items() if s not in canaries}
+        pool = ranked or keys
+        best = max(sorted(pool), key=lambda s: pool[s])
+        finite = {s: c for s, c in costs.items() if s in pool and math.isfinite(c)}
+        fastest = min(sorted(finite), key=lambda s: finite[s]) if finite else None
+        for solver in sorted(keys):
+            rank = 1 + _ahead(keys[solver], ranked.values())
+            ratio = costs[solver] / finite[fastest] if fastest is not None and math.isfinite(
+                costs[solver]) else math.inf
             out.setdefault(solver, []).append({
                 "problem": problem, "problem_version": version, "ruleset": ruleset,
                 "rank": None if solver in canaries else rank, "of": len(ranked),
                 "rank_text": CANARY_LABEL if solver in canaries else f"{rank} of {len(ranked)}",
-                "area": areas[solver], "best_area": areas[best], "best": best, "ratio": ratio,
+                "solved_fraction": keys[solver][0], "area": keys[solver][1],
+                "best": best, "best_solved_fraction": keys[best][0],
+                "best_area": keys[best][1], "fastest": fastest or "–", "ratio": ratio,
                 "outcomes": _outcomes(int(sizes[solver]), int(converged[solver]),
                                       int(failed[solver]), int(diverged[solver]))})
     return out
-
 
 
 def final_text(values: Sequence[Any]) -> Any:

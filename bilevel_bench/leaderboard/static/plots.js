@@ -140,6 +140,15 @@
     bar.querySelector("button").click();
   }
 
+  // a link to the reason of a failed run (#why-...) opens its <details>, in every browser
+  function openTarget() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    var el = id ? document.getElementById(id) : null;
+    if (el && el.tagName === "DETAILS") { el.open = true; el.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
+
   each(document.querySelectorAll("svg.plot"), setupPlot);
   each(document.querySelectorAll(".clocks"), setupClocks);
   if (highlight.length) {
