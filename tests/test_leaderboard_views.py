@@ -275,3 +275,18 @@ def test_browser_opens_every_task_view(site, tmp_path):
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_explain_names_the_gate_missed_at_every_checkpoint():
+    """Issue 26's case: every checkpoint misses the LL gate by a little (0.101 vs 0.1)."""
+    from bilevel_bench.leaderboard.why import explain
+
+    trace = [{"iteration": k, "gate": False,
+              "metrics": {"ul_value": 0.5 - 0.03 * k, "ll_gap": 0.101 + k}} for k in range(4)]
+    gate = {"metric": "ll_gap", "rtol": 0.0, "atol": 0.1, "description": ""}
+    kind, text = explain("budget", None, trace, "ul_value", False, 0.35, gate, {}, 10, 0, False)
+    assert kind == "gate"
+    assert "its smallest ll_gap 0.101 > bound 0.1" in text and "0.41 vs target 0.35" in text
+    kind, text = explain("converged", None, trace, "ul_value", False, 0.35, gate, {}, 10, 10,
+                         True)
+    assert (kind, text) == ("", "")

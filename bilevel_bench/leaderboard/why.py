@@ -6,7 +6,8 @@ final target) and ``text`` says by how much or why, e.g.
 
 * ``target missed: best gated ul_gap 0.012 vs target 0.001 (2 of 3 rungs)``;
 * ``LL gate missed: ul_value 0.16 meets the target 0.35 at iteration 400, but the LL gate
-  failed there: ll_gap 0.101 > bound 0.1 (gate: ll_gap <= 0.1)``;
+  failed there: ll_gap 0.101 > bound 0.1 (gate: ll_gap <= 0.1)``, or ``LL gate missed at
+  every checkpoint: its smallest ll_gap 0.101 > bound 0.1 (...)``;
 * ``diverged: ul_gap non-finite from iteration 120``;
 * ``error: ValueError: ...`` / ``timeout: ...`` / ``out of memory: ...``.
 
@@ -107,6 +108,15 @@ def explain(status: str, error: Any, trace: Sequence[Mapping[str, Any]], metric:
                         f"meets the {goal} at iteration {hit_row.get('iteration')}, but the LL "
                         f"gate failed there: {name} {short(value)} > bound {short(bound)} "
                         f"(gate: {rule}); {where}")
+    if not math.isfinite(best_gated) and math.isfinite(best_any) and gate and gate.get("metric"):
+        name = str(gate["metric"])
+        values = [_num((row.get("metrics") or {}).get(name)) for row in trace]
+        smallest = min((v for v in values if math.isfinite(v)), default=math.nan)
+        rule = gate.get("description") or f"{name} <= {short(gate_bound(gate, start))}"
+        return "gate", (f"LL gate missed at every checkpoint: its smallest {name} "
+                        f"{short(smallest)} > bound {short(gate_bound(gate, start))} (gate: "
+                        f"{rule}); best {metric} without the gate {short(sign * best_any)} "
+                        f"vs {goal}")
     return "target", f"target missed: {where}"
 
 
