@@ -16,6 +16,7 @@ from bilevel_bench.errors import ResultsError
 from bilevel_bench.executors import LocalPool
 from bilevel_bench.matrix import plan, run_matrix
 from bilevel_bench.problem import Budget
+from bilevel_bench.registry import get_problem
 from bilevel_bench.results import iter_records, validate_record, write_record
 from bilevel_bench.runner import RunTask, execute
 
@@ -39,7 +40,9 @@ def test_converged_record_is_complete_and_self_describing():
     assert iterations[0] == 0 and iterations == sorted(set(iterations))
     times = [r["time"] for r in record["trace"]]
     assert times == sorted(times)
-    assert record["problem"]["version"] == "1" and record["problem"]["target"] == 1e-3
+    entry = get_problem("pbgd-free-counterexample")
+    assert record["problem"]["version"] == entry.family.version
+    assert record["problem"]["target"] == entry.instance.target
     assert len(record["solver"]["source_sha256"]) == 64
     assert record["solver"]["hyperparameters"]["cg_steps"] == 10  # defaults recorded
     assert record["versions"]["torch"] and record["hardware"]["class"]
@@ -250,7 +253,6 @@ def test_warm_up_before_the_clock_changes_nothing(monkeypatch, problem, solver):
     """The warm-up before the solver clock (first autograd calls, uncounted, on a throw-away
     point) leaves the trajectory, the counts and the problem's data as they were."""
     from bilevel_bench import runner
-    from bilevel_bench.registry import get_problem
 
     instance = get_problem(problem).make(seed=0)
     before = {k: t.clone() for k, t in instance.data_tensors().items()}
@@ -303,8 +305,6 @@ def test_workers_start_from_the_fork_server_with_the_orchestrators_environment(m
 def test_a_new_problem_version_is_a_new_run(monkeypatch):
     """Resume skips recorded run ids: a version bump (new data or target) must change the id,
     or an upgraded instance would keep the records of the old one."""
-    from bilevel_bench.registry import get_problem
-
     task = RunTask("quadratic-small", "aid-cg", budget=FAST)
     before = task.run_id()
     monkeypatch.setattr(get_problem("quadratic-small").family, "version", "99")
