@@ -15,9 +15,12 @@ Run it:    bilevel-bench run --problem examples/my_problem.py:RidgeBilevel:ridge
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from bilevel_bench import BilevelProblem, Budget, Instance, LLGate
+from bilevel_bench.generated import normal
 
 
 class RidgeBilevel(BilevelProblem):
@@ -34,7 +37,7 @@ class RidgeBilevel(BilevelProblem):
     instances = {
         "ridge-example": Instance(
             {"x_dim": 5, "y_dim": 8, "lam": 0.1, "data_seed": 0},
-            target=1e-6, budget=Budget(seconds=5.0, iterations=20_000),
+            target=1e-6, budget=Budget(seconds=None, oracle_cost=2e4, iterations=20_000),
             suites=("examples",), description="bilevel ridge regression, 5 x 8, closed form"),
     }
     #: a configuration that reaches the target (checked by `bilevel-bench check-problem`)
@@ -47,8 +50,9 @@ class RidgeBilevel(BilevelProblem):
         self.x_shape, self.y_shape = torch.Size([x_dim]), torch.Size([y_dim])
         data = torch.Generator().manual_seed(data_seed)
         # public tensors are the problem's data: a solver must not modify them
-        self.A = torch.randn(y_dim, x_dim, generator=data, dtype=dtype).to(device) / y_dim**0.5
-        self.b = torch.randn(y_dim, generator=data, dtype=dtype).to(device)
+        # exact normal draws: the same data on every CPU (bilevel_bench.generated)
+        self.A = (normal(data, y_dim, x_dim) / math.sqrt(y_dim)).to(dtype).to(device)
+        self.b = normal(data, y_dim).to(dtype).to(device)
         self.lam = lam
         # the evaluation's private, exact answer (attributes starting with "_")
         gram = self.A.T @ self.A + lam * torch.eye(x_dim, dtype=dtype, device=device)
@@ -63,8 +67,8 @@ class RidgeBilevel(BilevelProblem):
         return 0.5 * ((y - self.A @ x) ** 2).sum()
 
     def init(self, generator):
-        x0 = torch.randn(self.x_shape, generator=generator, dtype=self.dtype)
-        y0 = torch.randn(self.y_shape, generator=generator, dtype=self.dtype)
+        x0 = normal(generator, *self.x_shape).to(self.dtype)
+        y0 = normal(generator, *self.y_shape).to(self.dtype)
         return x0.to(self.device), y0.to(self.device)
 
     # ------------------------------------------------ evaluation half (untimed, hidden)
