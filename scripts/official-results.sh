@@ -4,7 +4,7 @@
 # OFFICIAL_TUNED=1, with OFFICIAL_TRIALS trials x OFFICIAL_TUNING_SEEDS seeds per instance),
 # OFFICIAL_SEEDS seeds (>= 3), the instances' own work budgets (the default ruleset at
 # OFFICIAL_BUDGET_SCALE, 0.1 of them, the reference ruleset at OFFICIAL_REFERENCE_BUDGET_SCALE,
-# 0.5, as scripts/main-job.sh: the main job on any machine makes
+# 0.4, as scripts/main-job.sh: the main job on any machine makes
 # the same oracle-clock records), one worker thread per run,
 # on one declared hardware class. The records are then compacted (at most
 # OFFICIAL_MAX_ROWS trace rows per run: first and last checkpoints, every ladder rung's first
@@ -63,7 +63,7 @@ for target in "${targets[@]}"; do
     scale=${OFFICIAL_BUDGET_SCALE:-0.1}
     if [ "$ruleset" = reference ]; then
       budget=${OFFICIAL_REFERENCE_BUDGET_SECONDS:-}
-      scale=${OFFICIAL_REFERENCE_BUDGET_SCALE:-0.5}
+      scale=${OFFICIAL_REFERENCE_BUDGET_SCALE:-0.4}
     fi
     extra+=(--budget-scale "$scale")
     [ -n "$budget" ] && extra+=(--budget-seconds "$budget")
