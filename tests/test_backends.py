@@ -75,7 +75,8 @@ def test_submitit_local_executor_contains_each_run(tmp_path, pids):
     from bilevel_bench.executors import SubmititExecutor
 
     executor = SubmititExecutor(tmp_path / "submitit", cluster="local")
-    tasks = [RunTask("pbgd-free-counterexample", "aid-cg", budget=FAST),
+    tasks = [RunTask("pbgd-free-counterexample", "aid-cg",
+                     budget=Budget(seconds=None, iterations=400)),
              RunTask("quadratic-small", plugin("ExactPeek", "hostile_solvers.py"), budget=FAST),
              RunTask("quadratic-small", plugin("DetachedChild", "hostile_solvers.py"),
                      budget=FAST)]
