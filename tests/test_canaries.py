@@ -3,14 +3,14 @@
 Every registered canary (``Solver.canary``) runs on every instance of every suite, in-process
 (:func:`bilevel_bench.canary_check.check`), for a number of iterations, never CPU seconds:
 :data:`ITERATIONS` per configuration (every member of the data-blind grid), capped by the
-instance's own iteration budget; the LLM tiers at :data:`LLM_ITERATIONS` (slow, only with the
-llm extra, the GPU tiers skipped on a CPU: every checkpoint of a canary is scored, and an LLM
-evaluation costs about a second; tests/test_llm_problems.py and tests/test_reference.py check x
-frozen over the whole budget). It fails with the
-instance, the canary and the value reached when the canary's best checkpoint that passes the LL
-gate meets the third rung from the top of the ladder (so the final target too). Instances whose
-canary runs take more than a few seconds on one core are marked slow (:data:`SLOW`); a missing
-dataset skips (``conftest.py``).
+instance's own iteration budget; :data:`FEW_ITERATIONS` on the LLM tiers (only with the llm
+extra; the GPU tiers are skipped on a CPU) and the slow instances, since every checkpoint of a
+canary is scored and one evaluation there costs about a second (tests/test_llm_problems.py and
+tests/test_reference.py check x frozen over the whole budget). It fails with the instance, the
+canary and the value reached when the canary's best checkpoint that passes the LL gate meets the
+third rung from the top of the ladder (so the final target too). Instances whose canary runs
+take more than a few seconds on one core are marked slow (:data:`SLOW`); a missing dataset
+skips (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ ITERATIONS = DENSE
 #: instances with slow evaluations or slow LL steps (seconds to minutes per canary)
 SLOW = frozenset({"hyper-cleaning-mnist", "hyper-cleaning-fashion-mnist", "transport-9node",
                   "quadratic-benchopt"})
-#: iterations per canary configuration on the LLM tiers (every one is scored)
-LLM_ITERATIONS = 4
+#: iterations per canary configuration on the LLM tiers and the slow instances (each is scored)
+FEW_ITERATIONS = 4
 LLM_EXTRA = "the llm extra is not installed: pip install -e '.[llm]'"
 #: (instance, canary) pairs known to fail, each with why and what is to be done (issue 25):
 #: strict xfails, so that a reformulation that fixes one turns its entry into a failure to remove
@@ -83,8 +83,10 @@ def test_no_canary_reaches_the_top_rungs(instance: str, canary: str) -> None:
         pytest.skip(f"{instance}: a GPU tier (its budget is device time): run its canaries on "
                     "a lent GPU (benchmarks/canary_table.py)")
     budget = entry.instance.budget.iterations
-    # an LLM evaluation costs about a second on a CPU: a few scored iterations per configuration
-    iterations = min(LLM_ITERATIONS if llm else ITERATIONS, budget or ITERATIONS)
+    # an LLM or a large dataset's evaluation costs about a second on a CPU: a few scored
+    # iterations per configuration (the data-blind grid has 19)
+    few = llm or instance in SLOW
+    iterations = min(FEW_ITERATIONS if few else ITERATIONS, budget or ITERATIONS)
     outcome = check(instance, canary, seed=0, iterations=iterations)
     if isinstance(outcome, str):
         pytest.skip(f"{canary} cannot run {instance}: it {outcome}")
